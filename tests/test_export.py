@@ -1,0 +1,89 @@
+import hashlib
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from trainer import export
+from trainer.evaluate import newest_versions
+from trainer.export import SPECS, ExportError, export_repository
+from trainer.train import load_trained
+
+CONTRACT = {  # SPEC.md's public contract: model -> (inputs, outputs)
+    "vae_encoder": (["image"], ["z_mean", "z_log_var"]),
+    "vae_decoder": (["z"], ["image"]),
+    "gan_generator": (["noise"], ["image"]),
+    "dae": (["noisy"], ["image"]),
+}
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT))
+def test_models_follow_the_contract(tiny_repository, name):
+    path = tiny_repository / name / "1" / "model.onnx"
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    session = _session(path)
+    inputs, outputs = CONTRACT[name]
+    assert [i.name for i in session.get_inputs()] == inputs
+    assert [o.name for o in session.get_outputs()] == outputs
+    for n in (1, 3, 257):  # the batch axis is dynamic
+        shape = [n, *session.get_inputs()[0].shape[1:]]
+        assert all(isinstance(d, int) for d in shape[1:])
+        result = session.run(None, {inputs[0]: np.random.default_rng(n).random(shape, dtype=np.float32)})
+        assert all(r.shape[0] == n and r.dtype == np.float32 for r in result)
+        if "image" in outputs:
+            image = result[outputs.index("image")]
+            assert image.shape == (n, 1, 28, 28) and image.min() >= 0 and image.max() <= 1
+
+
+def test_manifest_describes_the_file(tiny_repository):
+    for spec in SPECS:
+        folder = tiny_repository / spec.name / "1"
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["name"] == spec.name and manifest["version"] == 1
+        assert manifest["sha256"] == hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
+        assert [i["name"] for i in manifest["inputs"]] == [t.name for t in spec.inputs]
+        assert [o["name"] for o in manifest["outputs"]] == [t.name for t in spec.outputs]
+        assert all(t["dtype"] == "float32" and t["shape"][0] == "N" for t in manifest["inputs"] + manifest["outputs"])
+        assert manifest["training"]["epochs_trained"] == 1 and manifest["training"]["recipe"]["epochs"] == 1
+        assert len(manifest["data_sha256"]) == 64
+        assert manifest["parity_max_abs_diff"] <= export.TOLERANCE
+        assert manifest["metrics"], spec.name
+    gan = json.loads((tiny_repository / "gan_generator" / "1" / "manifest.json").read_text())
+    assert gan["parameters"] == 1_486_352
+    assert {"frechet_distance", "inception_score", "digit_share"} <= set(gan["metrics"])
+    assert "test_neg_elbo" in json.loads((tiny_repository / "vae_decoder/1/manifest.json").read_text())["metrics"]
+
+
+def test_onnx_matches_pytorch(tiny_run, tiny_repository):
+    task, _ = load_trained(tiny_run, "gan")
+    noise = np.random.default_rng(5).standard_normal((64, 100)).astype(np.float32)
+    with torch.no_grad():
+        expected = (task.generator(torch.from_numpy(noise)).numpy() + 1) / 2
+    got = _session(tiny_repository / "gan_generator/1/model.onnx").run(None, {"noise": noise})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_a_new_export_adds_a_version_and_keeps_the_old(tiny_run, tiny_repository, tmp_path):
+    repository = tmp_path / "models"
+    export_repository(tiny_run, repository, samples=200)
+    first = {p: p.read_bytes() for p in repository.rglob("1/*")}
+    export_repository(tiny_run, repository, samples=200)
+    assert {p: p.read_bytes() for p in repository.rglob("1/*")} == first
+    assert {name: path.parent.name for name, path in newest_versions(repository).items()} == \
+        {spec.name: "2" for spec in SPECS}
+    assert json.loads((repository / "dae/2/manifest.json").read_text())["version"] == 2
+    assert not list(repository.rglob(".staging-*"))
+
+
+def test_a_model_failing_parity_is_not_written(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "TOLERANCE", -1.0)  # nothing can pass
+    with pytest.raises(ExportError, match="vae_encoder: onnxruntime differs from PyTorch"):
+        export_repository(tiny_run, tmp_path, samples=200)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]

@@ -1,0 +1,149 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from trainer import checkpoints
+from trainer.data import load_split, to_unit
+from trainer.recipes import MODELS, PROFILES, recipe_for
+from trainer.tasks import TASKS
+
+from conftest import ROOT, run_cli
+
+
+def _batch(n=64):
+    split = load_split(split="train")
+    return torch.from_numpy(to_unit(split.images[:n])), torch.from_numpy(split.labels[:n].astype(np.int64))
+
+
+def _eval_losses(task, images, labels):
+    """The losses ``task.step`` minimises, on the same batch, without dropout or updates."""
+    task.train(False)
+    torch.manual_seed(123)  # same sampling noise before and after the steps
+    saved = {k: o.state_dict() for k, o in task.optimizers.items()}
+    params = {k: {n: p.detach().clone() for n, p in m.state_dict().items()} for k, m in task.modules.items()}
+    for opt in task.optimizers.values():
+        for group in opt.param_groups:
+            group["lr_saved"], group["lr"] = group["lr"], 0.0
+    losses = task.step(images, labels)
+    for k, opt in task.optimizers.items():
+        opt.load_state_dict(saved[k])
+        for group in opt.param_groups:
+            group.pop("lr_saved", None)
+    for k, m in task.modules.items():
+        m.load_state_dict(params[k])
+    task.train(True)
+    return losses
+
+
+@pytest.mark.parametrize("model, keys", [
+    ("vae", ["loss"]), ("dae", ["loss"]), ("classifier", ["loss"]), ("gan", ["d_loss"]),
+])
+def test_training_steps_reduce_the_loss(model, keys):
+    torch.manual_seed(0)
+    task = TASKS[model](recipe_for("full", model))
+    images, labels = _batch()
+    before = _eval_losses(task, images, labels)
+    for _ in range(3):
+        task.step(images, labels)
+    after = _eval_losses(task, images, labels)
+    for key in keys:
+        assert after[key] < before[key], (key, before, after)
+
+
+def test_generator_step_fools_the_discriminator_more():
+    torch.manual_seed(0)
+    task = TASKS["gan"](recipe_for("full", "gan"))
+    task.train(False)
+    noise = torch.randn(64, 100)
+    score = lambda: torch.sigmoid(task.discriminator(task.generator(noise))).mean().item()  # noqa: E731
+    before = score()
+    task.discriminator.requires_grad_(False)
+    for _ in range(3):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            task.discriminator(task.generator(noise)), torch.ones(64, 1))
+        task.optimizers["generator"].zero_grad()
+        loss.backward()
+        task.optimizers["generator"].step()
+    assert score() > before
+
+
+def test_profiles_cover_every_model_and_lecture_settings():
+    for profile in PROFILES.values():
+        assert set(profile) == set(MODELS)
+    lecture_vae = PROFILES["lecture"]["vae"]
+    assert (lecture_vae.optimizer, lecture_vae.lr, lecture_vae.batch_size, lecture_vae.epochs,
+            lecture_vae.train_len) == ("rmsprop", 1e-3, 128, 30, 10_000)
+    assert recipe_for("full", "vae", epochs=3, batch_size=None).epochs == 3
+
+
+def test_train_writes_log_checkpoint_and_pictures(tiny_run):
+    for model in MODELS:
+        out = tiny_run / model
+        records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        assert [r["epoch"] for r in records] == [1]
+        state = checkpoints.load(out / "checkpoint.pt")
+        assert state["epoch"] == 1 and state["model"] == model
+        assert (out / "loss_curves.png").stat().st_size > 1000
+    for picture in ("vae/samples.png", "vae/latent_manifold.png", "vae/latent_means.png", "gan/samples.png",
+                    "dae/denoise_salt10.png"):
+        assert (tiny_run / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _train_cmd(run_dir, *extra):
+    return [sys.executable, "-m", "trainer", "train", "--model", "vae", "--profile", "quick", "--epochs", "3",
+            "--train-len", "1024", "--run-dir", str(run_dir), "--no-progress", *extra]
+
+
+def test_interrupt_keeps_the_last_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path):
+    straight = tmp_path / "straight"
+    subprocess.run(_train_cmd(straight), check=True, capture_output=True, timeout=300, cwd=ROOT)
+
+    interrupted = tmp_path / "interrupted"
+    proc = subprocess.Popen(_train_cmd(interrupted), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    checkpoint = interrupted / "vae" / "checkpoint.pt"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert checkpoints.load(interrupted / "vae" / "checkpoint.pt")["epoch"] in (1, 2)
+    assert not list((interrupted / "vae").glob("*.tmp"))
+
+    subprocess.run(_train_cmd(interrupted, "--resume"), check=True, capture_output=True, timeout=300, cwd=ROOT)
+    a = checkpoints.load(straight / "vae" / "checkpoint.pt")
+    b = checkpoints.load(interrupted / "vae" / "checkpoint.pt")
+    assert b["epoch"] == 3
+    for module in ("encoder", "decoder"):
+        for name, tensor in a["modules"][module].items():
+            torch.testing.assert_close(b["modules"][module][name], tensor, rtol=0, atol=0)
+    log = interrupted / "vae" / "metrics.jsonl"
+    epochs = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    subprocess.run(_train_cmd(tmp_path, "--epochs", "1", "--train-len", "256"), check=True, capture_output=True,
+                   timeout=300, cwd=ROOT)
+    result = subprocess.run(_train_cmd(tmp_path, "--epochs", "2", "--train-len", "256", "--resume"),
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 1
+    assert "resume with the same settings" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    result = run_cli("train", "--model", "vae", "--run-dir", str(tmp_path), "--resume", "--epochs", "1",
+                     "--train-len", "256", "--no-progress")
+    assert result.returncode == 1
+    assert "checkpoint.pt: unreadable checkpoint" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,139 @@
+"""``python -m trainer train|export|evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .data import DEFAULT_DATA_DIR, DataError
+from .recipes import MODELS, PROFILES, recipe_for
+
+log = logging.getLogger("trainer")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr, not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", choices=sorted(PROFILES), default="full",
+                   help="training recipe: 'lecture' reproduces the lecture, 'quick' trains everything "
+                        "in minutes on a CPU, 'full' (default) reaches the documented quality")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="folder of the four MNIST-shaped IDX files, gzip or raw (default: the bundled MNIST)")
+    p.add_argument("--run-dir", type=Path, default=Path("runs"),
+                   help="where checkpoints, metrics logs and pictures go (default: runs)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="training device (default: auto, CUDA when torch sees one)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--epochs", type=positive_int, help="override the profile's epoch count")
+    p.add_argument("--batch-size", type=positive_int, help="override the profile's batch size")
+    p.add_argument("--train-len", type=positive_int,
+                   help="train on the first N training images (the lecture used 10000)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --run-dir")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m trainer", description=__doc__ and
+                           "Train genserve's generative models and export them to ONNX.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    p = sub.add_parser("train", help="train one model or all of them")
+    p.add_argument("--model", choices=(*MODELS, "all"), default="all", help="which model (default: all)")
+    _add_training_args(p)
+
+    p = sub.add_parser("export", help="train every model (or take --from-checkpoints) and write "
+                                      "the ONNX model repository")
+    _add_training_args(p)
+    p.add_argument("--from-checkpoints", type=Path, metavar="DIR",
+                   help="export the checkpoints of an earlier run (a --run-dir) instead of training")
+    p.add_argument("--model-repository", type=Path, default=Path("models"),
+                   help="the model repository to add versions to (default: models)")
+    p.add_argument("--samples", type=positive_int, default=10_000,
+                   help="generated images per generator for the manifest's metrics (default: 10000)")
+
+    p = sub.add_parser("evaluate", help="measure the newest models of a model repository")
+    p.add_argument("--model-repository", type=Path, default=Path("models"),
+                   help="the model repository to evaluate (default: models)")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="folder of the MNIST-shaped IDX files (default: the bundled MNIST)")
+    p.add_argument("--samples", type=positive_int, default=10_000,
+                   help="generated images per generator (default: 10000)")
+    p.add_argument("--out", type=Path, help="also write the JSON here (default: print only)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    return parser
+
+
+def _train_all(args, models) -> dict[str, Path]:
+    from .train import train
+    paths = {}
+    for model in models:
+        recipe = recipe_for(args.profile, model, epochs=args.epochs, batch_size=args.batch_size,
+                            train_len=args.train_len)
+        log.info("training %s: %s", model, recipe)
+        paths[model] = train(model, recipe, args.run_dir, data_dir=args.data_dir, device=args.device,
+                             seed=args.seed, resume=args.resume, progress=not args.no_progress)
+    return paths
+
+
+def run(args) -> int:
+    if args.command == "train":
+        _train_all(args, MODELS if args.model == "all" else (args.model,))
+        log.info("checkpoints, metrics and pictures are in %s", args.run_dir)
+        return 0
+    if args.command == "export":
+        from .export import export_repository
+        run_dir = args.from_checkpoints
+        if run_dir is None:
+            _train_all(args, MODELS)
+            run_dir = args.run_dir
+        for path in export_repository(run_dir, args.model_repository, data_dir=args.data_dir,
+                                      samples=args.samples):
+            print(path)
+        return 0
+    if args.command == "evaluate":
+        from .evaluate import evaluate_repository
+        report = evaluate_repository(args.model_repository, data_dir=args.data_dir,
+                                     samples=args.samples, seed=args.seed)
+        text = json.dumps(report, indent=2)
+        print(text)
+        if args.out:
+            args.out.write_text(text + "\n")
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("trainer").setLevel(logging.INFO)
+    # The ONNX exporter reports each optimisation pass and missing torchvision ops.
+    logging.getLogger("torch").setLevel(logging.ERROR)
+    args = build_parser().parse_args(argv)
+    from .checkpoints import CheckpointError
+    from .export import ExportError
+    try:
+        return run(args)
+    except (DataError, CheckpointError, ExportError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"interrupted: the last checkpoint written under {getattr(args, 'run_dir', '-')} is intact; "
+              "continue with --resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,220 @@
+"""Export trained checkpoints to the ONNX model repository.
+
+Layout: ``<repository>/<model>/<version>/model.onnx`` beside ``manifest.json``.
+Each export adds a version; none is ever overwritten. A model whose onnxruntime
+output differs from PyTorch's by more than ``TOLERANCE`` is not written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from .data import DEFAULT_DATA_DIR
+from .evaluate import OnnxModel, evaluate_models
+from .models import NOISE_DIM, UnitIntervalGenerator, count_parameters
+from .train import load_trained
+
+log = logging.getLogger(__name__)
+
+TOLERANCE = 1e-5
+PARITY_BATCHES = (1, 64)
+IMAGE = ("N", 1, 28, 28)
+
+
+class ExportError(Exception):
+    """A model could not be exported, or failed its checks."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple  # "N" is the dynamic batch axis
+    description: str
+    dtype: str = "float32"
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "description": self.description}
+
+
+class _Classifier(nn.Module):
+    def __init__(self, classifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, image):
+        features = self.classifier.features(image)
+        return self.classifier.head(features), features
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    run: str  # the training run (``--model``) it comes from
+    build: Callable[[dict[str, nn.Module]], nn.Module]
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    metrics: str  # section of the evaluation report that belongs in its manifest
+
+    def random_inputs(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        def draw(spec: TensorSpec) -> np.ndarray:
+            shape = (n, *spec.shape[1:])
+            gaussian = spec.name in ("z", "noise")
+            return (rng.standard_normal(shape) if gaussian else rng.random(shape)).astype(np.float32)
+        return {spec.name: draw(spec) for spec in self.inputs}
+
+
+UNIT_IMAGE = "pixels in [0, 1], 1 = white ink"
+SPECS = (
+    ModelSpec("vae_encoder", "vae", lambda m: m["encoder"],
+              (TensorSpec("image", IMAGE, UNIT_IMAGE),),
+              (TensorSpec("z_mean", ("N", 2), "mean of q(z|x)"),
+               TensorSpec("z_log_var", ("N", 2), "log variance of q(z|x)")), "vae"),
+    ModelSpec("vae_decoder", "vae", lambda m: m["decoder"],
+              (TensorSpec("z", ("N", 2), "latent point; the prior is N(0, I)"),),
+              (TensorSpec("image", IMAGE, UNIT_IMAGE),), "vae"),
+    ModelSpec("gan_generator", "gan", lambda m: UnitIntervalGenerator(m["generator"]),
+              (TensorSpec("noise", ("N", NOISE_DIM), "standard normal noise"),),
+              (TensorSpec("image", IMAGE, UNIT_IMAGE + " (the generator's tanh mapped in the graph)"),),
+              "gan"),
+    ModelSpec("dae", "dae", lambda m: m["dae"],
+              (TensorSpec("noisy", IMAGE, UNIT_IMAGE + ", with salt noise"),),
+              (TensorSpec("image", IMAGE, UNIT_IMAGE + ", denoised"),), "dae"),
+    ModelSpec("digit_classifier", "classifier", lambda m: _Classifier(m["classifier"]),
+              (TensorSpec("image", IMAGE, UNIT_IMAGE),),
+              (TensorSpec("logits", ("N", 10), "unnormalised digit scores"),
+               TensorSpec("features", ("N", 128), "penultimate features, for Frechet distances")),
+              "classifier"),
+)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def next_version(model_dir: Path) -> int:
+    versions = [int(p.name) for p in model_dir.glob("*") if re.fullmatch(r"[1-9]\d*", p.name)]
+    return max(versions, default=0) + 1
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], capture_output=True, text=True,
+                             timeout=10, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def export_onnx(module: nn.Module, spec: ModelSpec, path: Path) -> None:
+    module.eval()
+    example = tuple(torch.from_numpy(v) for v in spec.random_inputs(2, np.random.default_rng(0)).values())
+    batch = torch.export.Dim("N")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            module, example, input_names=[t.name for t in spec.inputs],
+            output_names=[t.name for t in spec.outputs],
+            dynamic_shapes={t.name: {0: batch} for t in spec.inputs}, dynamo=True,
+            external_data=False, verbose=False)
+    program.save(str(path))
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def check_parity(module: nn.Module, spec: ModelSpec, path: Path) -> float:
+    """Largest |onnxruntime - PyTorch| over every output at each parity batch size."""
+    session = OnnxModel(path)
+    worst = 0.0
+    for n in PARITY_BATCHES:
+        inputs = spec.random_inputs(n, np.random.default_rng(n))
+        with torch.no_grad():
+            expected = module(*(torch.from_numpy(v) for v in inputs.values()))
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        got = session(**inputs)
+        for out, ref in zip(spec.outputs, expected):
+            if got[out.name].shape != tuple(ref.shape):
+                raise ExportError(f"{spec.name}: output {out.name} has shape {got[out.name].shape} "
+                                  f"in onnxruntime, {tuple(ref.shape)} in PyTorch at batch {n}")
+            worst = max(worst, float(np.abs(got[out.name] - ref.numpy()).max()))
+    if worst > TOLERANCE:
+        raise ExportError(f"{spec.name}: onnxruntime differs from PyTorch by {worst:.3g} > {TOLERANCE}; not written")
+    return worst
+
+
+def export_repository(run_dir: Path, repository: Path, data_dir: Path = DEFAULT_DATA_DIR,
+                      samples: int = 10_000) -> list[Path]:
+    """Export every model of a training run as a new version; returns the new version folders."""
+    repository = Path(repository)
+    repository.mkdir(parents=True, exist_ok=True)
+    staged: dict[str, Path] = {}
+    states: dict[str, dict] = {}
+    trained: dict[str, dict[str, nn.Module]] = {}
+    parity: dict[str, float] = {}
+    built: dict[str, nn.Module] = {}
+    try:
+        for spec in SPECS:
+            if spec.run not in states:
+                task, states[spec.run] = load_trained(run_dir, spec.run)
+                trained[spec.run] = task.modules
+            module = built[spec.name] = spec.build(trained[spec.run])
+            stage = repository / spec.name / f".staging-{uuid.uuid4().hex[:8]}"
+            stage.mkdir(parents=True)
+            staged[spec.name] = stage
+            export_onnx(module, spec, stage / "model.onnx")
+            parity[spec.name] = check_parity(module, spec, stage / "model.onnx")
+            log.info("%s: exported, onnxruntime within %.2g of PyTorch", spec.name, parity[spec.name])
+
+        log.info("evaluating the exported models")
+        report = evaluate_models({name: stage / "model.onnx" for name, stage in staged.items()},
+                                 data_dir, samples=samples)
+        commit, created = _commit(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        written = []
+        for spec in SPECS:
+            stage, state = staged[spec.name], states[spec.run]
+            model_dir = repository / spec.name
+            version = next_version(model_dir)
+            manifest = {
+                "name": spec.name, "version": version, "file": "model.onnx",
+                "sha256": sha256_file(stage / "model.onnx"), "bytes": (stage / "model.onnx").stat().st_size,
+                "created": created, "commit": commit,
+                "opset": next(o.version for o in onnx.load(str(stage / "model.onnx")).opset_import if o.domain == ""),
+                "parameters": count_parameters(built[spec.name]),
+                "inputs": [t.as_dict() for t in spec.inputs],
+                "outputs": [t.as_dict() for t in spec.outputs],
+                "training": {"run": spec.run, "recipe": state["recipe"], "epochs_trained": state["epoch"],
+                             "seed": state["seed"], "train_images": state["train_images"],
+                             "final_epoch_metrics": state["metrics"]},
+                "data_sha256": state["data_sha256"],
+                "parity_max_abs_diff": parity[spec.name],
+                "metrics": report[spec.metrics],
+            }
+            (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            final = model_dir / str(version)
+            os.rename(stage, final)  # fails rather than replace an existing version
+            written.append(final)
+            del staged[spec.name]
+        (repository / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+        return written
+    finally:
+        for stage in staged.values():
+            shutil.rmtree(stage, ignore_errors=True)

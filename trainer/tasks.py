@@ -1,0 +1,235 @@
+"""One training task per model: its modules, optimizers, one step, and its test metrics.
+
+Images reach ``step`` as float32 [B,1,28,28] in [0,1] on the training device.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Split, add_salt, to_unit
+from .metrics import psnr
+from . import pictures
+from .models import (VAE, Classifier, DenoisingAutoencoder, Discriminator, Generator,
+                     NOISE_DIM, vae_loss_terms)
+from .recipes import Recipe
+
+EVAL_BATCH = 500
+
+
+def make_optimizer(params, recipe: Recipe, betas: tuple[float, float] = (0.9, 0.999)):
+    if recipe.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=recipe.lr, alpha=0.9, eps=1e-7)  # Keras' defaults
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, betas=betas)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
+
+
+def make_scheduler(optimizer, recipe: Recipe, total_steps: int):
+    if recipe.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    if recipe.schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
+    raise ValueError(f"unknown schedule {recipe.schedule!r}")
+
+
+def _batches(x: torch.Tensor, size: int = EVAL_BATCH):
+    return (x[i:i + size] for i in range(0, len(x), size))
+
+
+class Task:
+    name: str
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    conv = True  # convolutional models run faster in channels_last on the CPU
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def test_metrics(self, test: Split, device: torch.device) -> dict[str, float]:
+        return {}
+
+    def train(self, mode: bool = True) -> None:
+        for module in self.modules.values():
+            module.train(mode)
+
+    def pictures(self, out: Path, test: Split) -> list[Path]:
+        """PNGs a person would look at after this run, written into ``out``."""
+        return []
+
+    def numpy(self, fn, x: np.ndarray) -> np.ndarray:
+        """Apply a module (or a function of modules) to a numpy batch, in chunks."""
+        device = next(next(iter(self.modules.values())).parameters()).device
+        with torch.no_grad():
+            return torch.cat([fn(b.to(device)).cpu() for b in _batches(torch.from_numpy(x))]).numpy()
+
+
+class VAETask(Task):
+    name = "vae"
+
+    def __init__(self, recipe: Recipe):
+        self.vae = VAE()
+        self.modules = {"encoder": self.vae.encoder, "decoder": self.vae.decoder}
+        self.optimizers = {"vae": make_optimizer(self.vae.parameters(), recipe)}
+
+    def step(self, images, labels):
+        bce, kl = vae_loss_terms(*self._forward(images))
+        loss = (bce + kl).mean()
+        opt = self.optimizers["vae"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item(), "bce": bce.mean().item(), "kl": kl.mean().item()}
+
+    def _forward(self, images):
+        logits, mean, log_var = self.vae(images)
+        return logits, images, mean, log_var
+
+    @torch.no_grad()
+    def test_metrics(self, test, device):
+        self.train(False)
+        bce_sum = kl_sum = 0.0
+        for x in _batches(torch.from_numpy(to_unit(test.images))):
+            bce, kl = vae_loss_terms(*self._forward(x.to(device)))
+            bce_sum, kl_sum = bce_sum + bce.sum().item(), kl_sum + kl.sum().item()
+        self.train(True)
+        n = len(test.images)
+        return {"test_loss": (bce_sum + kl_sum) / n, "test_bce": bce_sum / n, "test_kl": kl_sum / n}
+
+    def pictures(self, out, test):
+        self.train(False)
+        decode = lambda z: self.numpy(self.vae.decoder, z)  # noqa: E731
+        prior = np.random.default_rng(0).standard_normal((64, 2)).astype(np.float32)
+        mean = self.numpy(lambda x: self.vae.encoder(x)[0], to_unit(test.images))
+        self.train(True)
+        return [pictures.save_grid(decode(prior), out / "samples.png", ncol=8),
+                pictures.latent_manifold(decode, out / "latent_manifold.png"),
+                pictures.latent_scatter(mean, test.labels, out / "latent_means.png")]
+
+
+class GANTask(Task):
+    """The lecture's GAN, trained in alternation: one discriminator step on a real
+    and a fake batch, then one generator step through the frozen discriminator."""
+
+    name = "gan"
+    conv = False
+    REAL_LABEL = 0.9  # one-sided label smoothing keeps D from saturating early
+
+    def __init__(self, recipe: Recipe):
+        self.generator, self.discriminator = Generator(), Discriminator()
+        self.modules = {"generator": self.generator, "discriminator": self.discriminator}
+        self.optimizers = {
+            "generator": make_optimizer(self.generator.parameters(), recipe, betas=(0.5, 0.999)),
+            "discriminator": make_optimizer(self.discriminator.parameters(), recipe, betas=(0.5, 0.999)),
+        }
+
+    def step(self, images, labels):
+        real = images * 2 - 1  # tanh range
+        n = len(real)
+        fake = self.generator(torch.randn(n, NOISE_DIM, device=real.device))
+        ones, zeros = real.new_ones(n, 1), real.new_zeros(n, 1)
+
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
+        d_loss = (F.binary_cross_entropy_with_logits(d_real, ones * self.REAL_LABEL)
+                  + F.binary_cross_entropy_with_logits(d_fake, zeros))
+        opt_d = self.optimizers["discriminator"]
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        # Non-saturating generator loss: maximise log D(G(z)).
+        self.discriminator.requires_grad_(False)
+        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake), ones)
+        opt_g = self.optimizers["generator"]
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        self.discriminator.requires_grad_(True)
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
+                "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item()}
+
+    def pictures(self, out, test):
+        self.train(False)
+        noise = np.random.default_rng(0).standard_normal((64, NOISE_DIM)).astype(np.float32)
+        images = (self.numpy(self.generator, noise) + 1) / 2
+        self.train(True)
+        return [pictures.save_grid(images, out / "samples.png", ncol=8)]
+
+
+class DAETask(Task):
+    name = "dae"
+
+    def __init__(self, recipe: Recipe):
+        self.dae = DenoisingAutoencoder()
+        self.modules = {"dae": self.dae}
+        self.optimizers = {"dae": make_optimizer(self.dae.parameters(), recipe)}
+        self.salt_max = recipe.salt_max
+
+    def step(self, images, labels):
+        fraction = torch.rand(len(images), 1, 1, 1, device=images.device) * self.salt_max
+        salt = torch.rand_like(images) < fraction
+        noisy = torch.where(salt, torch.ones_like(images), images)
+        loss = F.binary_cross_entropy_with_logits(self.dae.logits(noisy), images)
+        opt = self.optimizers["dae"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item()}
+
+    @torch.no_grad()
+    def test_metrics(self, test, device):
+        self.train(False)
+        clean = to_unit(test.images[:2000])
+        noisy = add_salt(clean, 0.10, np.random.default_rng(0))
+        denoised = np.concatenate([self.dae(x.to(device)).cpu().numpy()
+                                   for x in _batches(torch.from_numpy(noisy))])
+        self.train(True)
+        return {"test_psnr_salt10": psnr(denoised, clean), "test_psnr_noisy_salt10": psnr(noisy, clean)}
+
+    def pictures(self, out, test):
+        self.train(False)
+        clean = to_unit(test.images[:12])
+        paths = []
+        for level in (0.1, 0.3):
+            noisy = add_salt(clean, level, np.random.default_rng(0))
+            paths.append(pictures.denoise_rows(noisy, self.numpy(self.dae, noisy), clean,
+                                               out / f"denoise_salt{round(level * 100)}.png"))
+        self.train(True)
+        return paths
+
+
+class ClassifierTask(Task):
+    name = "classifier"
+
+    def __init__(self, recipe: Recipe):
+        self.classifier = Classifier()
+        self.modules = {"classifier": self.classifier}
+        self.optimizers = {"classifier": make_optimizer(self.classifier.parameters(), recipe)}
+
+    def step(self, images, labels):
+        loss = F.cross_entropy(self.classifier(images), labels)
+        opt = self.optimizers["classifier"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item()}
+
+    @torch.no_grad()
+    def test_metrics(self, test, device):
+        self.train(False)
+        images, labels = torch.from_numpy(to_unit(test.images)), torch.from_numpy(test.labels.astype(np.int64))
+        correct = sum((self.classifier(x.to(device)).argmax(1).cpu() == y).sum().item()
+                      for x, y in zip(_batches(images), _batches(labels)))
+        self.train(True)
+        return {"test_accuracy": correct / len(labels)}
+
+
+TASKS: dict[str, type[Task]] = {t.name: t for t in (VAETask, GANTask, DAETask, ClassifierTask)}
