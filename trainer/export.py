@@ -89,7 +89,7 @@ SPECS = (
     ModelSpec("vae_decoder", "vae", lambda m: m["decoder"],
               (TensorSpec("z", ("N", 2), "latent point; the prior is N(0, I)"),),
               (TensorSpec("image", IMAGE, UNIT_IMAGE),), "vae"),
-    ModelSpec("gan_generator", "gan", lambda m: UnitIntervalGenerator(m["generator"]),
+    ModelSpec("gan_generator", "gan", lambda m: UnitIntervalGenerator(m["generator_ema"]),
               (TensorSpec("noise", ("N", NOISE_DIM), "standard normal noise"),),
               (TensorSpec("image", IMAGE, UNIT_IMAGE + " (the generator's tanh mapped in the graph)"),),
               "gan"),

@@ -5,6 +5,7 @@ Images reach ``step`` as float32 [B,1,28,28] in [0,1] on the training device.
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -122,10 +123,16 @@ class GANTask(Task):
     name = "gan"
     conv = False
     REAL_LABEL = 0.9  # one-sided label smoothing keeps D from saturating early
+    # The exported generator is an exponential moving average of the trained one:
+    # averaging over the last ~1000 steps smooths the oscillation of adversarial
+    # training, which gives cleaner digits and steadier shares of each digit.
+    EMA_DECAY = 0.999
 
     def __init__(self, recipe: Recipe):
         self.generator, self.discriminator = Generator(), Discriminator()
-        self.modules = {"generator": self.generator, "discriminator": self.discriminator}
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.modules = {"generator": self.generator, "discriminator": self.discriminator,
+                        "generator_ema": self.generator_ema}
         self.optimizers = {
             "generator": make_optimizer(self.generator.parameters(), recipe, betas=(0.5, 0.999)),
             "discriminator": make_optimizer(self.discriminator.parameters(), recipe, betas=(0.5, 0.999)),
@@ -153,13 +160,16 @@ class GANTask(Task):
         g_loss.backward()
         opt_g.step()
         self.discriminator.requires_grad_(True)
+        with torch.no_grad():
+            for averaged, current in zip(self.generator_ema.parameters(), self.generator.parameters()):
+                averaged.lerp_(current, 1 - self.EMA_DECAY)
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
                 "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item()}
 
     def pictures(self, out, test):
         self.train(False)
         noise = np.random.default_rng(0).standard_normal((64, NOISE_DIM)).astype(np.float32)
-        images = (self.numpy(self.generator, noise) + 1) / 2
+        images = (self.numpy(self.generator_ema, noise) + 1) / 2
         self.train(True)
         return [pictures.save_grid(images, out / "samples.png", ncol=8)]
 
