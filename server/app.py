@@ -1,0 +1,109 @@
+"""The gRPC server: services, health, reflection, metrics endpoint, and graceful
+shutdown on SIGTERM / SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+
+from genserve.v1 import generative_pb2, generative_pb2_grpc
+
+from .engine import Engine
+from .errors import GenserveError
+from .interceptors import ErrorsAndMetrics
+from .metrics import Metrics
+from .servicer import GenerativeServicer
+from .settings import Settings
+
+log = logging.getLogger("server")
+
+SERVICE = generative_pb2.DESCRIPTOR.services_by_name["GenerativeService"].full_name
+DRAIN_LINGER = 1.0  # seconds
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass
+class App:
+    server: grpc.aio.Server
+    port: int
+    gate: ErrorsAndMetrics
+    health: health.aio.HealthServicer
+    servicer: GenerativeServicer
+    engine: Engine
+    metrics: Metrics
+
+    async def set_health(self, status) -> None:
+        for service in ("", SERVICE):
+            await self.health.set(service, status)
+        self.metrics.ready.set(1 if status == SERVING else 0)
+
+
+def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY) -> App:
+    """Build the server and bind its port (0 picks a free one); nothing loaded yet."""
+    metrics = Metrics(registry)
+    engine = Engine(settings, metrics)
+    limit = settings.max_message_bytes
+    gate = ErrorsAndMetrics(metrics, (SERVICE,))
+    server = grpc.aio.server(
+        interceptors=[gate],
+        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
+                 ("grpc.so_reuseport", 0)])
+    servicer = GenerativeServicer(engine, settings)
+    generative_pb2_grpc.add_GenerativeServiceServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise GenserveError(f"cannot listen on {settings.host}:{settings.port}")
+    return App(server, port, gate, health_servicer, servicer, engine, metrics)
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; returns the process exit status."""
+    app = create_server(settings)
+    metrics_server, _ = start_http_server(settings.metrics_port, settings.metrics_host)
+    await app.server.start()
+    await app.set_health(NOT_SERVING)
+    log.info("listening on %s:%d, metrics on http://%s:%d/metrics", settings.host, app.port,
+             settings.metrics_host, metrics_server.server_port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    try:
+        await asyncio.to_thread(app.engine.load)
+    except GenserveError as exc:
+        log.error("cannot serve: %s", exc.reason)
+        await app.server.stop(0)
+        metrics_server.shutdown()
+        return 1
+    app.servicer.ready = True
+    await app.set_health(SERVING)
+    log.info("ready: serving %s", ", ".join(f"{m.name} v{m.version.version} on {m.provider}"
+                                             for m in app.engine.models.values()))
+
+    await stop.wait()
+    log.info("draining: new calls are refused, in-flight calls get %.1f s", settings.grace_period)
+    await app.set_health(NOT_SERVING)
+    app.gate.draining = True
+    started = loop.time()
+    if not await app.gate.wait_idle(settings.grace_period):
+        log.warning("grace period over: cancelling the calls still running")
+    # Keep answering new calls with UNAVAILABLE a moment longer: a call that reaches a
+    # server already closing its transport is cancelled instead, which clients don't retry.
+    await asyncio.sleep(max(0.0, min(settings.grace_period, DRAIN_LINGER) - (loop.time() - started)))
+    # Only streams such as health watches remain; they end with the server.
+    await app.server.stop(0.5)
+    metrics_server.shutdown()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,133 @@
+"""onnxruntime sessions for the model repository, and the four operations on
+numpy arrays. Knows numpy and onnxruntime, not gRPC."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import ModelNotFound, RepositoryError
+from .metrics import Metrics
+from .repository import ModelVersion, newest_versions
+from .settings import PROVIDER_NAMES, Settings
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("vae_encoder", "vae_decoder", "gan_generator", "dae")
+SAMPLERS = {"gan": "gan_generator", "vae": "vae_decoder"}
+NOISE_DIM = {"gan_generator": 100, "vae_decoder": 2}
+OPTIMIZATION = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+
+
+def choose_providers(wanted: tuple[str, ...]) -> list[str]:
+    """The asked-for providers this onnxruntime build has, in order. Refuses when
+    none of them is available, e.g. ``--providers cuda`` on a CPU-only build."""
+    available = ort.get_available_providers()
+    chosen = [PROVIDER_NAMES[p] for p in wanted if PROVIDER_NAMES[p] in available]
+    missing = [PROVIDER_NAMES[p] for p in wanted if PROVIDER_NAMES[p] not in available]
+    if missing:
+        log.warning("execution providers %s are not available in this onnxruntime build (it has %s)",
+                    ", ".join(missing), ", ".join(available))
+    if not chosen:
+        raise RepositoryError(f"none of the execution providers asked for ({', '.join(wanted)}) is available; "
+                              f"this onnxruntime has {', '.join(available)}")
+    return chosen
+
+
+@dataclass
+class LoadedModel:
+    version: ModelVersion
+    session: ort.InferenceSession
+    provider: str
+
+    @property
+    def name(self) -> str:
+        return self.version.name
+
+    @property
+    def input_name(self) -> str:
+        return self.session.get_inputs()[0].name
+
+
+class Engine:
+    def __init__(self, settings: Settings, metrics: Metrics):
+        self.settings = settings
+        self.metrics = metrics
+        self.models: dict[str, LoadedModel] = {}
+
+    def load(self) -> None:
+        """Load and warm up the newest version of every model in the repository."""
+        providers = choose_providers(self.settings.providers)
+        versions = newest_versions(self.settings.model_repository)
+        missing = [name for name in REQUIRED if name not in versions]
+        if missing:
+            raise RepositoryError(f"{self.settings.model_repository}: no version of {', '.join(missing)}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.settings.intra_op_threads
+        options.graph_optimization_level = OPTIMIZATION[self.settings.graph_optimization]
+        # Spinning threads burn the cores that concurrent requests need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        for name, version in versions.items():
+            try:
+                session = ort.InferenceSession(str(version.path), options, providers=providers)
+            except Exception as exc:  # onnxruntime raises its own types for bad files
+                raise RepositoryError(f"{version.path}: onnxruntime cannot load it: {exc}") from None
+            provider = session.get_providers()[0]
+            if provider != providers[0]:
+                log.warning("%s: %s did not load; running on %s", name, providers[0], provider)
+            model = LoadedModel(version, session, provider)
+            self._warm_up(model)
+            self.models[name] = model
+            self.metrics.model_info.labels(name, str(version.version), provider).set(1)
+            log.info("loaded %s version %d on %s (sha256 %s)", name, version.version, provider,
+                     version.manifest["sha256"][:12])
+
+    def _warm_up(self, model: LoadedModel) -> None:
+        shape = [1 if isinstance(d, str) or d is None else d for d in model.session.get_inputs()[0].shape]
+        for n in (1, 16):
+            model.session.run(None, {model.input_name: np.zeros([n, *shape[1:]], np.float32)})
+
+    def model(self, name: str) -> LoadedModel:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise ModelNotFound(f"model {name!r} is not loaded") from None
+
+    def run(self, name: str, array: np.ndarray) -> list[np.ndarray]:
+        model = self.model(name)
+        started = time.perf_counter()
+        outputs = model.session.run(None, {model.input_name: array})
+        self.metrics.inference_seconds.labels(name).observe(time.perf_counter() - started)
+        self.metrics.batch_size.labels(name).observe(len(array))
+        return outputs
+
+    # The four operations. Images are float32 [N,1,28,28] in [0,1] both ways.
+
+    def encode(self, images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        mean, log_var = self.run("vae_encoder", images)
+        eps = np.random.default_rng(seed).standard_normal(mean.shape, dtype=np.float32)
+        return mean, log_var, (mean + np.exp(0.5 * log_var) * eps).astype(np.float32)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        return self.run("vae_decoder", z)[0]
+
+    def sample(self, sampler: str, n: int, seed: int) -> tuple[str, np.ndarray]:
+        name = SAMPLERS[sampler]
+        noise = np.random.default_rng(seed).standard_normal((n, NOISE_DIM[name]), dtype=np.float32)
+        return name, self.run(name, noise)[0]
+
+    def denoise(self, images: np.ndarray) -> np.ndarray:
+        return self.run("dae", images)[0]
+
+
+def fresh_seed() -> int:
+    return secrets.randbits(63)

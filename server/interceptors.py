@@ -1,0 +1,91 @@
+"""Cross-cutting concerns of every unary RPC: domain errors mapped to status codes
+in one place, request metrics, and the deadline check."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+
+from .errors import DeadlineExceeded, GenserveError, InvalidArgument, ModelNotFound, NotReady, RepositoryError
+from .metrics import Metrics
+from .servicer import current_model
+
+log = logging.getLogger(__name__)
+
+STATUS = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    NotReady: grpc.StatusCode.UNAVAILABLE,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    RepositoryError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
+    """Also the drain gate: once ``draining`` is set, new calls are refused with
+    UNAVAILABLE while the calls already running finish (``wait_idle``)."""
+
+    def __init__(self, metrics: Metrics, services: tuple[str, ...]):
+        self.metrics = metrics
+        self.services = services
+        self.draining = False
+        self._active = 0
+        self._idle: asyncio.Event | None = None
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """True when no call is running, False if some still run after ``timeout`` seconds."""
+        self._idle = asyncio.Event()
+        if self._active == 0:
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        service, _, rpc = details.method.lstrip("/").rpartition("/")
+        if handler is None or handler.unary_unary is None or service not in self.services:
+            return handler
+        inner = handler.unary_unary
+
+        async def wrapper(request, context):
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            self._active += 1
+            self.metrics.in_flight.inc()
+            try:
+                if self.draining:
+                    raise NotReady(f"{rpc}: the server is shutting down; retry on another replica")
+                remaining = context.time_remaining()
+                if remaining is not None and remaining <= 0:
+                    raise DeadlineExceeded(f"{rpc}: the deadline passed before the call started")
+                return await inner(request, context)
+            except GenserveError as exc:
+                code = STATUS[type(exc)]
+                await context.abort(code, exc.reason)
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED  # the caller went away or its deadline passed
+                raise
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("%s failed", details.method)
+                await context.abort(code, f"{rpc}: internal error; the server logged the details")
+            finally:
+                self._active -= 1
+                if self._active == 0 and self._idle is not None:
+                    self._idle.set()
+                self.metrics.in_flight.dec()
+                self.metrics.request_seconds.labels(rpc).observe(time.perf_counter() - started)
+                self.metrics.requests.labels(rpc, current_model.get(), code.name).inc()
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapper, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)

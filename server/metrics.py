@@ -1,0 +1,33 @@
+"""Every Prometheus metric of the server, in one place. Names follow Prometheus
+conventions: ``genserve_`` prefix, base units, ``_total`` on counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+        self.requests = Counter(
+            "genserve_requests", "Finished gRPC requests by method, model and status code.",
+            ["rpc", "model", "code"], registry=registry)
+        self.request_seconds = Histogram(
+            "genserve_request_duration_seconds", "Time from receiving a request to answering it.",
+            ["rpc"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.inference_seconds = Histogram(
+            "genserve_inference_duration_seconds", "Time of one onnxruntime run.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.batch_size = Histogram(
+            "genserve_batch_size", "Images or latents in one onnxruntime run.",
+            ["model"], buckets=BATCH_BUCKETS, registry=registry)
+        self.in_flight = Gauge(
+            "genserve_requests_in_flight", "gRPC requests being handled now.", registry=registry)
+        self.model_info = Gauge(
+            "genserve_model_info", "Models being served (value 1), with version and execution provider.",
+            ["model", "version", "provider"], registry=registry)
+        self.ready = Gauge(
+            "genserve_ready", "1 while every model is loaded and the server takes requests.", registry=registry)

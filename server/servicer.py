@@ -1,0 +1,91 @@
+"""genserve.v1.GenerativeService: validate, convert, delegate to the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+
+from google.protobuf import json_format, struct_pb2
+
+from genserve.codec import to_tensor
+from genserve.v1 import generative_pb2 as pb
+from genserve.v1 import generative_pb2_grpc as pb_grpc
+
+from .engine import SAMPLERS, Engine, fresh_seed
+from .errors import InvalidArgument, ModelNotFound, NotReady
+from .settings import Settings
+from .tensors import image_format, images_from_proto, images_to_proto, latents_from_proto
+
+# The model a request ran on, for the interceptor's metrics labels.
+current_model: contextvars.ContextVar[str] = contextvars.ContextVar("current_model", default="")
+
+
+class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
+    def __init__(self, engine: Engine, settings: Settings):
+        self.engine = engine
+        self.settings = settings
+        self.ready = False
+
+    def _ref(self, name: str) -> pb.ModelRef:
+        """The model this call will run on; refuses until every model is loaded."""
+        if not self.ready:
+            raise NotReady("the server is loading its models; retry when health reports SERVING")
+        current_model.set(name)
+        return pb.ModelRef(name=name, version=self.engine.model(name).version.version)
+
+    @staticmethod
+    async def _run(fn, *args):
+        # onnxruntime releases the GIL: runs in threads overlap with gRPC's own work.
+        return await asyncio.to_thread(fn, *args)
+
+    async def Encode(self, request, context):
+        images = images_from_proto(request.images, "images", self.settings.max_batch_size)
+        ref = self._ref("vae_encoder")
+        seed = request.seed if request.HasField("seed") else fresh_seed()
+        mean, log_var, z = await self._run(self.engine.encode, images, seed)
+        return pb.EncodeResponse(z_mean=to_tensor(mean), z_log_var=to_tensor(log_var),
+                                 z=to_tensor(z), model=ref)
+
+    async def Decode(self, request, context):
+        z = latents_from_proto(request.z, "z", self.settings.max_batch_size)
+        fmt = image_format(request.image_format)
+        ref = self._ref("vae_decoder")
+        images = await self._run(self.engine.decode, z)
+        return pb.ImagesResponse(images=images_to_proto(images, fmt), model=ref)
+
+    async def Sample(self, request, context):
+        sampler = request.model or "gan"
+        if sampler not in SAMPLERS:
+            raise ModelNotFound(f"model: unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+        if not 1 <= request.n <= self.settings.max_sample_n:
+            raise InvalidArgument(f"n: must be between 1 and {self.settings.max_sample_n}, got {request.n}")
+        fmt = image_format(request.image_format)
+        seed = request.seed if request.HasField("seed") else fresh_seed()
+        ref = self._ref(SAMPLERS[sampler])
+        _, images = await self._run(self.engine.sample, sampler, request.n, seed)
+        return pb.ImagesResponse(images=images_to_proto(images, fmt), model=ref, seed=seed)
+
+    async def Denoise(self, request, context):
+        images = images_from_proto(request.images, "images", self.settings.max_batch_size)
+        fmt = image_format(request.image_format)
+        ref = self._ref("dae")
+        denoised = await self._run(self.engine.denoise, images)
+        return pb.ImagesResponse(images=images_to_proto(denoised, fmt), model=ref)
+
+    async def ListModels(self, request, context):
+        models = []
+        for model in self.engine.models.values():
+            manifest = model.version.manifest
+            metrics = struct_pb2.Struct()
+            json_format.ParseDict(manifest.get("metrics", {}), metrics)
+            models.append(pb.ModelInfo(
+                name=model.name, version=model.version.version, execution_provider=model.provider,
+                sha256=manifest["sha256"], metrics=metrics,
+                inputs=[_tensor_info(t) for t in manifest.get("inputs", [])],
+                outputs=[_tensor_info(t) for t in manifest.get("outputs", [])]))
+        return pb.ListModelsResponse(models=models)
+
+
+def _tensor_info(spec: dict) -> pb.TensorInfo:
+    return pb.TensorInfo(name=spec["name"], dtype=spec["dtype"], shape=[str(d) for d in spec["shape"]],
+                         description=spec.get("description", ""))

@@ -1,0 +1,134 @@
+"""Server settings: command-line flags, each with a ``GENSERVE_*`` environment
+variable as its default (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROVIDER_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_repository: Path = Path("models")
+    host: str = "0.0.0.0"
+    port: int = 50051
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 9090
+    providers: tuple[str, ...] = ("cuda", "cpu")
+    intra_op_threads: int = 0
+    graph_optimization: str = "all"
+    max_batch_size: int = 1024
+    max_sample_n: int = 1024
+    grace_period: float = 10.0
+    log_level: str = "INFO"
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message a valid request or response can be: a full batch of
+        float32 images plus room for the envelope."""
+        return max(self.max_batch_size, self.max_sample_n) * 28 * 28 * 4 + 64 * 1024
+
+
+def _env(name: str, default):
+    return os.environ.get(f"GENSERVE_{name}", default)
+
+
+def _providers(text: str) -> tuple[str, ...]:
+    names = tuple(p.strip().lower() for p in text.split(",") if p.strip())
+    unknown = [p for p in names if p not in PROVIDER_NAMES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a comma-separated list of {', '.join(PROVIDER_NAMES)}")
+    return names
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be >= 1, got 0")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 0..65535, got {value}")
+    return value
+
+
+def _one_of(*options: str):
+    """A type check instead of ``choices``, which argparse skips for defaults from variables."""
+    def check(text: str) -> str:
+        if text not in options:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(options)}")
+        return text
+    check.__name__ = "choice"
+    return check
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # A bad GENSERVE_* value fails argparse's type check like a bad flag; name its source.
+        for action in self._actions:
+            env = f"GENSERVE_{action.dest.upper()}"
+            if action.option_strings and f"argument {action.option_strings[0]}:" in message and env in os.environ:
+                message += f" (from {env}={os.environ[env]!r})"
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = Settings()
+    p = _Parser(prog="python -m server", description=(
+        "Serve genserve's ONNX models over gRPC (genserve.v1.GenerativeService, grpc.health.v1.Health, "
+        "server reflection) with Prometheus metrics. Every flag defaults to its GENSERVE_* variable."),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model-repository", type=Path, default=Path(_env("MODEL_REPOSITORY", d.model_repository)),
+                   help="model repository: <repo>/<model>/<version>/model.onnx + manifest.json "
+                        "[GENSERVE_MODEL_REPOSITORY]")
+    p.add_argument("--host", default=_env("HOST", d.host), help="gRPC listen address [GENSERVE_HOST]")
+    p.add_argument("--port", type=_port, default=_env("PORT", d.port),
+                   help="gRPC port; 0 picks a free one [GENSERVE_PORT]")
+    p.add_argument("--metrics-host", default=_env("METRICS_HOST", d.metrics_host),
+                   help="metrics listen address [GENSERVE_METRICS_HOST]")
+    p.add_argument("--metrics-port", type=_port, default=_env("METRICS_PORT", d.metrics_port),
+                   help="Prometheus /metrics port; 0 picks a free one [GENSERVE_METRICS_PORT]")
+    p.add_argument("--providers", type=_providers, default=_env("PROVIDERS", ",".join(d.providers)),
+                   help="onnxruntime execution providers in order of preference: cuda,cpu falls back to "
+                        "the CPU where CUDA cannot load; cuda alone refuses to start without it "
+                        "[GENSERVE_PROVIDERS]")
+    p.add_argument("--intra-op-threads", type=_non_negative_int, default=_env("INTRA_OP_THREADS", d.intra_op_threads),
+                   help="onnxruntime threads per model run; 0 lets onnxruntime choose [GENSERVE_INTRA_OP_THREADS]")
+    p.add_argument("--graph-optimization", type=_one_of(*GRAPH_OPTIMIZATION), metavar="{" + ",".join(GRAPH_OPTIMIZATION) + "}",
+                   default=_env("GRAPH_OPTIMIZATION", d.graph_optimization),
+                   help="onnxruntime graph optimisation level [GENSERVE_GRAPH_OPTIMIZATION]")
+    p.add_argument("--max-batch-size", type=_positive_int, default=_env("MAX_BATCH_SIZE", d.max_batch_size),
+                   help="most images or latents in one request [GENSERVE_MAX_BATCH_SIZE]")
+    p.add_argument("--max-sample-n", type=_positive_int, default=_env("MAX_SAMPLE_N", d.max_sample_n),
+                   help="most images one Sample call may ask for [GENSERVE_MAX_SAMPLE_N]")
+    p.add_argument("--grace-period", type=float, default=_env("GRACE_PERIOD", d.grace_period),
+                   help="seconds in-flight calls get to finish on SIGTERM/SIGINT [GENSERVE_GRACE_PERIOD]")
+    p.add_argument("--log-level", type=_one_of(*LOG_LEVELS), metavar="{" + ",".join(LOG_LEVELS) + "}",
+                   default=_env("LOG_LEVEL", d.log_level), help="[GENSERVE_LOG_LEVEL]")
+    return p
+
+
+def parse(argv: list[str] | None = None) -> Settings:
+    """Flags over ``GENSERVE_*`` variables over defaults. argparse runs the same type
+    checks on a variable's text as on a flag's."""
+    return Settings(**vars(build_parser().parse_args(argv)))

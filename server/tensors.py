@@ -1,0 +1,78 @@
+"""Protobuf tensors <-> numpy, with every check a request must pass first.
+Each error names the field and the limit it broke."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genserve.codec import DTYPES, to_tensor
+from genserve.v1 import generative_pb2 as pb
+
+from .errors import InvalidArgument
+
+DTYPE_NAMES = {pb.DATA_TYPE_UINT8: "uint8", pb.DATA_TYPE_FLOAT32: "float32"}
+MAX_LATENT = 1e4  # far outside the prior N(0, I); larger values only overflow the decoder
+
+
+def _array(tensor: pb.Tensor, field: str, max_batch: int, allowed: tuple[int, ...],
+           item_shapes: tuple[tuple[int, ...], ...], expected: str) -> np.ndarray:
+    if not tensor.ListFields():
+        raise InvalidArgument(f"{field}: required")
+    if tensor.dtype not in allowed:
+        names = " or ".join(DTYPE_NAMES[d] for d in allowed)
+        got = pb.DataType.Name(tensor.dtype) if tensor.dtype in pb.DataType.values() else tensor.dtype
+        raise InvalidArgument(f"{field}.dtype: must be {names}, got {got}")
+    shape = tuple(tensor.shape)
+    if not shape:
+        raise InvalidArgument(f"{field}.shape: required")
+    if any(d < 1 for d in shape):
+        raise InvalidArgument(f"{field}.shape: every dimension must be >= 1, got {list(shape)}")
+    if shape[1:] not in item_shapes:
+        raise InvalidArgument(f"{field}.shape: must be {expected}, got {list(shape)}")
+    if shape[0] > max_batch:
+        raise InvalidArgument(f"{field}.shape: batch of {shape[0]} exceeds the maximum of {max_batch}")
+    dtype = DTYPES[tensor.dtype]
+    size = int(np.prod(shape)) * dtype.itemsize  # item shapes are fixed and the batch bounded: no overflow
+    if len(tensor.data) != size:
+        raise InvalidArgument(f"{field}.data: {len(tensor.data)} bytes, but shape {list(shape)} of "
+                              f"{DTYPE_NAMES[tensor.dtype]} needs {size}")
+    return np.frombuffer(tensor.data, dtype).reshape(shape)
+
+
+def images_from_proto(tensor: pb.Tensor, field: str, max_batch: int) -> np.ndarray:
+    """uint8 [N,28,28] (0..255) or float32 [N,28,28] / [N,1,28,28] (0..1) -> float32 [N,1,28,28]."""
+    array = _array(tensor, field, max_batch, (pb.DATA_TYPE_UINT8, pb.DATA_TYPE_FLOAT32),
+                   ((28, 28), (1, 28, 28)), "[N,28,28] or [N,1,28,28]")
+    if array.dtype == np.uint8:
+        return (array.reshape(-1, 1, 28, 28).astype(np.float32) / np.float32(255))
+    if not np.isfinite(array).all():
+        raise InvalidArgument(f"{field}.data: NaN or infinite pixel values")
+    if array.min() < 0 or array.max() > 1:
+        raise InvalidArgument(f"{field}.data: float32 pixels must lie in [0, 1], got "
+                              f"[{array.min():.4g}, {array.max():.4g}]")
+    return np.ascontiguousarray(array.reshape(-1, 1, 28, 28), np.float32)
+
+
+def latents_from_proto(tensor: pb.Tensor, field: str, max_batch: int) -> np.ndarray:
+    """float32 [N,2] -> float32 [N,2], finite and within +-MAX_LATENT."""
+    array = _array(tensor, field, max_batch, (pb.DATA_TYPE_FLOAT32,), ((2,),), "[N,2]")
+    if not np.isfinite(array).all():
+        raise InvalidArgument(f"{field}.data: NaN or infinite values")
+    if np.abs(array).max() > MAX_LATENT:
+        raise InvalidArgument(f"{field}.data: values must lie in [-{MAX_LATENT:g}, {MAX_LATENT:g}], got "
+                              f"{np.abs(array).max():.4g}")
+    return np.ascontiguousarray(array, np.float32)
+
+
+def image_format(value: int, field: str = "image_format") -> int:
+    if value not in (pb.IMAGE_FORMAT_UNSPECIFIED, pb.IMAGE_FORMAT_UINT8, pb.IMAGE_FORMAT_FLOAT32):
+        raise InvalidArgument(f"{field}: unknown value {value}; use IMAGE_FORMAT_UINT8 or IMAGE_FORMAT_FLOAT32")
+    return value
+
+
+def images_to_proto(images: np.ndarray, fmt: int) -> pb.Tensor:
+    """float32 [N,1,28,28] in [0,1] -> uint8 or float32 [N,28,28]."""
+    images = images.reshape(-1, 28, 28)
+    if fmt == pb.IMAGE_FORMAT_FLOAT32:
+        return to_tensor(np.clip(images, 0, 1).astype(np.float32))
+    return to_tensor(np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8))
