@@ -1,0 +1,93 @@
+"""What the sync and the async client share: request building, response decoding,
+and the retry policy. No I/O here."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+
+from genserve.codec import from_tensor, to_tensor
+from genserve.v1 import generative_pb2 as pb
+
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str
+    shape: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One served model, as ``list_models`` reports it."""
+    name: str
+    version: int
+    execution_provider: str
+    sha256: str
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    metrics: dict = field(default_factory=dict)
+
+
+def image_tensor(images: np.ndarray) -> pb.Tensor:
+    """uint8 (0..255) or float (0..1) images, [28,28], [N,28,28] or [N,1,28,28]."""
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    if images.dtype != np.uint8:
+        images = images.astype(np.float32)
+    return to_tensor(images)
+
+
+def image_format(as_float: bool) -> int:
+    return pb.IMAGE_FORMAT_FLOAT32 if as_float else pb.IMAGE_FORMAT_UINT8
+
+
+def encode_request(images: np.ndarray, seed: int | None) -> pb.EncodeRequest:
+    return pb.EncodeRequest(images=image_tensor(images), seed=seed)
+
+
+def decode_request(z: np.ndarray, as_float: bool) -> pb.DecodeRequest:
+    return pb.DecodeRequest(z=to_tensor(np.asarray(z, np.float32)), image_format=image_format(as_float))
+
+
+def sample_request(n: int, model: str, seed: int | None, as_float: bool) -> pb.SampleRequest:
+    return pb.SampleRequest(n=n, model=model, seed=seed, image_format=image_format(as_float))
+
+
+def denoise_request(images: np.ndarray, as_float: bool) -> pb.DenoiseRequest:
+    return pb.DenoiseRequest(images=image_tensor(images), image_format=image_format(as_float))
+
+
+def encoded(response: pb.EncodeResponse, with_z: bool):
+    mean, log_var = from_tensor(response.z_mean), from_tensor(response.z_log_var)
+    return (mean, log_var, from_tensor(response.z)) if with_z else (mean, log_var)
+
+
+def images(response: pb.ImagesResponse) -> np.ndarray:
+    return from_tensor(response.images)
+
+
+def models(response: pb.ListModelsResponse) -> list[ModelInfo]:
+    from google.protobuf import json_format
+
+    def infos(ts):
+        return tuple(TensorInfo(t.name, t.dtype, tuple(t.shape), t.description) for t in ts)
+    return [ModelInfo(m.name, m.version, m.execution_provider, m.sha256, infos(m.inputs), infos(m.outputs),
+                      json_format.MessageToDict(m.metrics)) for m in response.models]
+
+
+def backoff(attempt: int, base: float = 0.1, cap: float = 2.0) -> float:
+    """Seconds before retry ``attempt`` (1, 2, ...): exponential with full jitter."""
+    return random.uniform(0, min(cap, base * 2 ** attempt))
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    return [("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes)]

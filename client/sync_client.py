@@ -1,0 +1,95 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from genserve.v1 import generative_pb2 as pb
+from genserve.v1 import generative_pb2_grpc as pb_grpc
+
+from . import _calls
+from ._calls import ModelInfo
+from .errors import GenserveError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class GenerativeClient:
+    """Talks to a genserve server over gRPC. numpy in, numpy out.
+
+    >>> from client import GenerativeClient
+    >>> with GenerativeClient("localhost:50051") as client:      # doctest: +SKIP
+    ...     digits = client.sample_digits(n=16, seed=1)           # uint8 [16, 28, 28]
+
+    Args:
+        target: ``host:port`` of the server.
+        timeout: seconds each call may take, retries included in none of them.
+        retries: extra attempts on UNAVAILABLE (a server starting, draining or
+            restarting), with jittered exponential backoff. Other errors are not retried.
+        credentials: ``grpc.ssl_channel_credentials(...)`` for TLS; None for plaintext.
+    """
+
+    def __init__(self, target: str = "localhost:50051", *, timeout: float = 30.0, retries: int = 3,
+                 credentials: grpc.ChannelCredentials | None = None,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+        options = _calls.channel_options(max_message_bytes)
+        self._channel = (grpc.secure_channel(target, credentials, options) if credentials
+                         else grpc.insecure_channel(target, options))
+        self._stub = pb_grpc.GenerativeServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self.timeout = timeout
+        self.retries = retries
+
+    def __enter__(self) -> "GenerativeClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method, request, timeout: float | None = None):
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=timeout or self.timeout)
+            except grpc.RpcError as error:
+                if error.code() not in _calls.RETRYABLE or attempt == self.retries:
+                    raise GenserveError.from_rpc_error(error) from None
+                delay = _calls.backoff(attempt + 1)
+                log.info("%s: %s; retrying in %.2f s", error.code().name, error.details(), delay)
+                time.sleep(delay)
+
+    def sample_digits(self, n: int = 16, model: str = "gan", seed: int | None = None, *,
+                      as_float: bool = False) -> np.ndarray:
+        """``n`` new digits from the ``"gan"`` or the ``"vae"``: uint8 [n,28,28]
+        (float32 in [0,1] with ``as_float``). The same seed gives the same bytes."""
+        return _calls.images(self._call(self._stub.Sample, _calls.sample_request(n, model, seed, as_float)))
+
+    def encode(self, images: np.ndarray, seed: int | None = None, *, with_z: bool = False):
+        """VAE posterior of images (uint8 0..255 or float 0..1, [N,28,28]): returns
+        (z_mean, z_log_var), each float32 [N,2]; with ``with_z`` also a sampled z."""
+        return _calls.encoded(self._call(self._stub.Encode, _calls.encode_request(images, seed)), with_z)
+
+    def decode(self, z: np.ndarray, *, as_float: bool = False) -> np.ndarray:
+        """Latent points float [N,2] -> uint8 images [N,28,28]."""
+        return _calls.images(self._call(self._stub.Decode, _calls.decode_request(z, as_float)))
+
+    def denoise(self, images: np.ndarray, *, as_float: bool = False) -> np.ndarray:
+        """Images with salt noise -> cleaned uint8 images [N,28,28]."""
+        return _calls.images(self._call(self._stub.Denoise, _calls.denoise_request(images, as_float)))
+
+    def list_models(self) -> list[ModelInfo]:
+        return _calls.models(self._call(self._stub.ListModels, pb.ListModelsRequest()))
+
+    def health(self, service: str = "") -> str:
+        """The health service's status: "SERVING", "NOT_SERVING", ..."""
+        response = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
