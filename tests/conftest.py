@@ -57,3 +57,92 @@ def tiny_repository(tiny_run, tmp_path_factory) -> Path:
     repository = tmp_path_factory.mktemp("models")
     export_repository(tiny_run, repository, samples=500)
     return repository
+
+
+class ServerProcess:
+    """``python -m server`` as a separate process on free loopback ports."""
+
+    def __init__(self, repository: Path, *args: str, env: dict | None = None):
+        import os
+        import re
+        import threading
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "--model-repository", str(repository), "--host", "127.0.0.1",
+             "--port", "0", "--metrics-host", "127.0.0.1", "--metrics-port", "0", *args],
+            cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        self._listening = threading.Event()
+        self._ready = threading.Event()
+        self.port = self.metrics_port = None
+
+        def pump():
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                found = re.search(r"listening on [\d.]+:(\d+), metrics on http://[\d.]+:(\d+)", line)
+                if found:
+                    self.port, self.metrics_port = int(found[1]), int(found[2])
+                    self._listening.set()
+                if "ready: serving" in line:
+                    self._ready.set()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def wait_listening(self, timeout: float = 60) -> "ServerProcess":
+        if not self._listening.wait(timeout):
+            raise AssertionError(f"server did not start listening:\n{self.log}")
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> "ServerProcess":
+        """Until the health service reports SERVING."""
+        import time
+
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        self.wait_listening(timeout)
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                try:
+                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                        return self
+                except grpc.RpcError:
+                    pass
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise AssertionError(f"server never reported SERVING:\n{self.log}")
+
+    def stop(self, timeout: float = 30) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self._pump.join(5)
+        return code
+
+
+@pytest.fixture(scope="session")
+def server(tiny_repository):
+    process = ServerProcess(tiny_repository, "--max-batch-size", "512", "--max-sample-n", "600").wait_ready()
+    yield process
+    assert process.stop() == 0, process.log
+
+
+@pytest.fixture
+def client(server):
+    from client import GenerativeClient
+
+    with GenerativeClient(server.target, timeout=30, retries=0) as c:
+        yield c
