@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from genserve.v1 import generative_pb2, generative_pb2_grpc
 
 from .engine import Engine
-from .errors import GenserveError
+from .errors import RepositoryError, StartupError
 from .interceptors import ErrorsAndMetrics
 from .metrics import Metrics
 from .servicer import GenerativeServicer
@@ -62,7 +62,7 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY) ->
     reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
-        raise GenserveError(f"cannot listen on {settings.host}:{settings.port}")
+        raise StartupError(f"cannot listen on {settings.host}:{settings.port}")
     return App(server, port, gate, health_servicer, servicer, engine, metrics)
 
 
@@ -82,7 +82,7 @@ async def serve(settings: Settings) -> int:
 
     try:
         await asyncio.to_thread(app.engine.load)
-    except GenserveError as exc:
+    except (StartupError, RepositoryError) as exc:
         log.error("cannot serve: %s", exc.reason)
         await app.server.stop(0)
         metrics_server.shutdown()

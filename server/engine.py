@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from .errors import ModelNotFound, RepositoryError
+from genserve.repository import ModelVersion, newest_versions
+
+from .errors import ModelNotFound, StartupError
 from .metrics import Metrics
-from .repository import ModelVersion, newest_versions
 from .settings import PROVIDER_NAMES, Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def choose_providers(wanted: tuple[str, ...]) -> list[str]:
         log.warning("execution providers %s are not available in this onnxruntime build (it has %s)",
                     ", ".join(missing), ", ".join(available))
     if not chosen:
-        raise RepositoryError(f"none of the execution providers asked for ({', '.join(wanted)}) is available; "
+        raise StartupError(f"none of the execution providers asked for ({', '.join(wanted)}) is available; "
                               f"this onnxruntime has {', '.join(available)}")
     return chosen
 
@@ -69,7 +70,7 @@ class Engine:
         versions = newest_versions(self.settings.model_repository)
         missing = [name for name in REQUIRED if name not in versions]
         if missing:
-            raise RepositoryError(f"{self.settings.model_repository}: no version of {', '.join(missing)}")
+            raise StartupError(f"{self.settings.model_repository}: no version of {', '.join(missing)}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.settings.intra_op_threads
         options.graph_optimization_level = OPTIMIZATION[self.settings.graph_optimization]
@@ -80,7 +81,7 @@ class Engine:
             try:
                 session = ort.InferenceSession(str(version.path), options, providers=providers)
             except Exception as exc:  # onnxruntime raises its own types for bad files
-                raise RepositoryError(f"{version.path}: onnxruntime cannot load it: {exc}") from None
+                raise StartupError(f"{version.path}: onnxruntime cannot load it: {exc}") from None
             provider = session.get_providers()[0]
             if provider != providers[0]:
                 log.warning("%s: %s did not load; running on %s", name, providers[0], provider)

@@ -3,6 +3,11 @@ each to a status code in one place. Every one carries its message as ``reason``.
 
 from __future__ import annotations
 
+from genserve.repository import RepositoryError
+
+__all__ = ["GenserveError", "InvalidArgument", "ModelNotFound", "NotReady", "DeadlineExceeded",
+           "StartupError", "RepositoryError"]
+
 
 class GenserveError(Exception):
     def __init__(self, reason: str):
@@ -26,5 +31,5 @@ class DeadlineExceeded(GenserveError):
     """The caller's deadline passed before the work could start."""
 
 
-class RepositoryError(GenserveError):
-    """The model repository is missing, inconsistent, or a file fails its check."""
+class StartupError(GenserveError):
+    """The server cannot serve: no usable execution provider, or a model missing or unloadable."""

@@ -9,7 +9,7 @@ import time
 
 import grpc
 
-from .errors import DeadlineExceeded, GenserveError, InvalidArgument, ModelNotFound, NotReady, RepositoryError
+from .errors import DeadlineExceeded, GenserveError, InvalidArgument, ModelNotFound, NotReady
 from .metrics import Metrics
 from .servicer import current_model
 
@@ -20,7 +20,6 @@ STATUS = {
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
     NotReady: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
-    RepositoryError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from trainer import export
-from trainer.evaluate import newest_versions
+from genserve.repository import newest_versions
 from trainer.export import SPECS, ExportError, export_repository
 from trainer.train import load_trained
 
@@ -76,8 +76,7 @@ def test_a_new_export_adds_a_version_and_keeps_the_old(tiny_run, tiny_repository
     first = {p: p.read_bytes() for p in repository.rglob("1/*")}
     export_repository(tiny_run, repository, samples=200)
     assert {p: p.read_bytes() for p in repository.rglob("1/*")} == first
-    assert {name: path.parent.name for name, path in newest_versions(repository).items()} == \
-        {spec.name: "2" for spec in SPECS}
+    assert {name: v.version for name, v in newest_versions(repository).items()} == {spec.name: 2 for spec in SPECS}
     assert json.loads((repository / "dae/2/manifest.json").read_text())["version"] == 2
     assert not list(repository.rglob(".staging-*"))
 

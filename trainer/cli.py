@@ -123,14 +123,14 @@ def run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("trainer").setLevel(logging.INFO)
-    # The ONNX exporter reports each optimisation pass and missing torchvision ops.
-    logging.getLogger("torch").setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
+    from genserve.repository import RepositoryError
+
     from .checkpoints import CheckpointError
     from .export import ExportError
     try:
         return run(args)
-    except (DataError, CheckpointError, ExportError, ValueError, RuntimeError) as exc:
+    except (DataError, CheckpointError, ExportError, RepositoryError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -6,11 +6,12 @@ numpy and onnxruntime only; torch is not needed here.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+from genserve.repository import newest_versions
 
 from .data import DEFAULT_DATA_DIR, add_salt, load_split, to_unit
 from .metrics import frechet_distance, inception_score, median3, psnr, softmax
@@ -33,17 +34,6 @@ class OnnxModel:
         parts = [self.session.run(None, {k: v[i:i + CHUNK] for k, v in inputs.items()})
                  for i in range(0, n, CHUNK)]
         return {name: np.concatenate([p[j] for p in parts]) for j, name in enumerate(self.output_names)}
-
-
-def newest_versions(repository: Path) -> dict[str, Path]:
-    """model name -> path of its newest version's model.onnx."""
-    found = {}
-    for model_dir in sorted(p for p in Path(repository).iterdir() if p.is_dir()):
-        versions = [int(v.name) for v in model_dir.iterdir() if re.fullmatch(r"[1-9]\d*", v.name)
-                    and (v / "model.onnx").is_file()]
-        if versions:
-            found[model_dir.name] = model_dir / str(max(versions)) / "model.onnx"
-    return found
 
 
 class GeneratorJudge:
@@ -130,6 +120,5 @@ def evaluate_models(paths: dict[str, Path], data_dir: Path = DEFAULT_DATA_DIR, s
 
 def evaluate_repository(repository: Path, data_dir: Path = DEFAULT_DATA_DIR, samples: int = 10_000,
                         seed: int = 0) -> dict:
-    if not Path(repository).is_dir():
-        raise ValueError(f"{repository}: no such model repository")
-    return evaluate_models(newest_versions(repository), data_dir, samples, seed)
+    versions = newest_versions(repository)
+    return evaluate_models({name: v.path for name, v in versions.items()}, data_dir, samples, seed)

@@ -8,11 +8,9 @@ output differs from PyTorch's by more than ``TOLERANCE`` is not written.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import uuid
@@ -26,12 +24,17 @@ import onnx
 import torch
 from torch import nn
 
+from genserve.repository import next_version, sha256_file
+
 from .data import DEFAULT_DATA_DIR
 from .evaluate import OnnxModel, evaluate_models
 from .models import NOISE_DIM, UnitIntervalGenerator, count_parameters
 from .train import load_trained
 
 log = logging.getLogger(__name__)
+# torch configures this logger on import; it reports every optimisation pass and ops of
+# torchvision, which genserve does not use.
+logging.getLogger("torch.onnx").setLevel(logging.ERROR)
 
 TOLERANCE = 1e-5
 PARITY_BATCHES = (1, 64)
@@ -102,19 +105,6 @@ SPECS = (
                TensorSpec("features", ("N", 128), "penultimate features, for Frechet distances")),
               "classifier"),
 )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def next_version(model_dir: Path) -> int:
-    versions = [int(p.name) for p in model_dir.glob("*") if re.fullmatch(r"[1-9]\d*", p.name)]
-    return max(versions, default=0) + 1
 
 
 def _commit() -> str | None:

@@ -1,5 +1,6 @@
-"""The model repository on disk: ``<repo>/<model>/<version>/model.onnx`` with its
-``manifest.json``. Finds the newest version of each model and checks its sha256."""
+"""The model repository on disk: ``<repo>/<model>/<version>/model.onnx`` beside its
+``manifest.json``. The trainer writes it, the server reads it; versions are positive
+integers and only ever added."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import RepositoryError
+
+
+class RepositoryError(Exception):
+    """The repository is missing or inconsistent, or a file fails its check."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 VERSION = re.compile(r"[1-9]\d*")
 
@@ -48,7 +56,13 @@ def read_version(folder: Path) -> ModelVersion:
     return ModelVersion(folder.parent.name, int(folder.name), model_path, manifest)
 
 
+def next_version(model_dir: Path) -> int:
+    versions = [int(p.name) for p in Path(model_dir).glob("*") if VERSION.fullmatch(p.name)]
+    return max(versions, default=0) + 1
+
+
 def newest_versions(repository: Path) -> dict[str, ModelVersion]:
+    """The newest version of every model, each checked against its manifest."""
     repository = Path(repository)
     if not repository.is_dir():
         raise RepositoryError(f"{repository}: no such model repository")
