@@ -156,3 +156,16 @@ def test_client_command_line(server, tmp_path):
     assert read_grid(tmp_path / "clean.png")[0].shape == (16, 28, 28)
     result = run("sample", "--n", "0", "--out", str(out))
     assert result.returncode == 1 and result.stderr.startswith("error: INVALID_ARGUMENT: n:")
+
+
+def test_reflection_lists_the_services(server):
+    import grpc
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    with grpc.insecure_channel(server.target) as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        services = set(database.get_services())
+        assert {"genserve.v1.GenerativeService", "grpc.health.v1.Health"} <= services
+        methods = {m.name for m in database.FindFileContainingSymbol("genserve.v1.GenerativeService")
+                   .service[0].method}
+        assert methods == {"Encode", "Decode", "Sample", "Denoise", "ListModels"}

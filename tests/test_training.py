@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -147,3 +146,14 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
                      "--train-len", "256", "--no-progress")
     assert result.returncode == 1
     assert "checkpoint.pt: unreadable checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_r1_penalty_adds_the_discriminator_gradient_norm():
+    images, labels = _batch()
+    losses = {}
+    for gamma in (0.0, 10.0):
+        torch.manual_seed(0)
+        task = TASKS["gan"](recipe_for("full", "gan", r1_gamma=gamma))
+        task.train(False)  # no dropout: the two runs see the same discriminator
+        losses[gamma] = task.step(images, labels)["d_loss"]
+    assert losses[10.0] > losses[0.0]

@@ -19,6 +19,7 @@ class Recipe:
     schedule: str = "constant"  # "constant", or "cosine": lr decays to 0 over the run
     train_len: int | None = None  # use only the first N training images; None: all 60,000
     salt_max: float = 0.0  # DAE: each image's salt share drawn uniformly from [0, salt_max]
+    r1_gamma: float = 0.0  # GAN: weight of the R1 penalty gamma/2 * |grad_x D(x)|^2 on real images; 0: off
 
 
 PROFILES: dict[str, dict[str, Recipe]] = {
@@ -43,9 +44,9 @@ PROFILES: dict[str, dict[str, Recipe]] = {
     # learning rate decayed by a cosine schedule, which steadies late samples.
     "full": {
         "vae": Recipe(epochs=30, optimizer="adam", lr=2e-3, schedule="cosine"),
-        "gan": Recipe(epochs=60, optimizer="adam", lr=2e-4, schedule="cosine"),
+        "gan": Recipe(epochs=40, optimizer="adam", lr=2e-4, schedule="cosine", r1_gamma=10.0),
         "dae": Recipe(epochs=5, schedule="cosine", salt_max=0.35),
-        "classifier": Recipe(epochs=3, schedule="cosine"),
+        "classifier": Recipe(epochs=10, schedule="cosine"),
     },
 }
 

@@ -131,6 +131,7 @@ class GANTask(Task):
     def __init__(self, recipe: Recipe):
         self.generator, self.discriminator = Generator(), Discriminator()
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.r1_gamma = recipe.r1_gamma
         self.modules = {"generator": self.generator, "discriminator": self.discriminator,
                         "generator_ema": self.generator_ema}
         self.optimizers = {
@@ -144,9 +145,14 @@ class GANTask(Task):
         fake = self.generator(torch.randn(n, NOISE_DIM, device=real.device))
         ones, zeros = real.new_ones(n, 1), real.new_zeros(n, 1)
 
+        real.requires_grad_(self.r1_gamma > 0)
         d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
         d_loss = (F.binary_cross_entropy_with_logits(d_real, ones * self.REAL_LABEL)
                   + F.binary_cross_entropy_with_logits(d_fake, zeros))
+        if self.r1_gamma > 0:
+            # R1 (Mescheder et al. 2018): a steep D on real data is what lets G collapse onto easy digits.
+            grad, = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+            d_loss = d_loss + 0.5 * self.r1_gamma * grad.pow(2).flatten(1).sum(1).mean()
         opt_d = self.optimizers["discriminator"]
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
