@@ -166,9 +166,13 @@ class GANTask(Task):
         g_loss.backward()
         opt_g.step()
         self.discriminator.requires_grad_(True)
+        # Warm-up as in TensorFlow's ExponentialMovingAverage: short runs must not keep
+        # the random initial weights in the average.
+        steps = float(opt_g.state[next(self.generator.parameters())]["step"])
+        decay = min(self.EMA_DECAY, (1 + steps) / (10 + steps))
         with torch.no_grad():
             for averaged, current in zip(self.generator_ema.parameters(), self.generator.parameters()):
-                averaged.lerp_(current, 1 - self.EMA_DECAY)
+                averaged.lerp_(current, 1 - decay)
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
                 "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item()}
 
