@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
+from google.protobuf import json_format
 
 from genserve.codec import from_tensor, to_tensor
 from genserve.v1 import generative_pb2 as pb
@@ -75,8 +76,6 @@ def images(response: pb.ImagesResponse) -> np.ndarray:
 
 
 def models(response: pb.ListModelsResponse) -> list[ModelInfo]:
-    from google.protobuf import json_format
-
     def infos(ts):
         return tuple(TensorInfo(t.name, t.dtype, tuple(t.shape), t.description) for t in ts)
     return [ModelInfo(m.name, m.version, m.execution_provider, m.sha256, infos(m.inputs), infos(m.outputs),
