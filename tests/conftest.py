@@ -62,6 +62,8 @@ def tiny_repository(tiny_run, tmp_path_factory) -> Path:
 class ServerProcess:
     """``python -m server`` as a separate process on free loopback ports."""
 
+    started: list["ServerProcess"] = []  # every one, so that a failed test leaves none behind
+
     def __init__(self, repository: Path, *args: str, env: dict | None = None):
         import os
         import re
@@ -71,6 +73,7 @@ class ServerProcess:
             [sys.executable, "-m", "server", "--model-repository", str(repository), "--host", "127.0.0.1",
              "--port", "0", "--metrics-host", "127.0.0.1", "--metrics-port", "0", *args],
             cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        ServerProcess.started.append(self)
         self.lines: list[str] = []
         self._listening = threading.Event()
         self._ready = threading.Event()
@@ -128,9 +131,21 @@ class ServerProcess:
 
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"server did not exit within {timeout} s of SIGTERM:\n{self.log}") from None
         self._pump.join(5)
         return code
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_server_outlives_the_tests():
+    yield
+    for process in ServerProcess.started:
+        if process.proc.poll() is None:
+            process.proc.kill()
 
 
 @pytest.fixture(scope="session")
