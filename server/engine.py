@@ -39,7 +39,7 @@ def choose_providers(wanted: tuple[str, ...]) -> list[str]:
                     ", ".join(missing), ", ".join(available))
     if not chosen:
         raise StartupError(f"none of the execution providers asked for ({', '.join(wanted)}) is available; "
-                              f"this onnxruntime has {', '.join(available)}")
+                           f"this onnxruntime has {', '.join(available)}")
     return chosen
 
 
@@ -121,10 +121,10 @@ class Engine:
     def decode(self, z: np.ndarray) -> np.ndarray:
         return self.run("vae_decoder", z)[0]
 
-    def sample(self, sampler: str, n: int, seed: int) -> tuple[str, np.ndarray]:
+    def sample(self, sampler: str, n: int, seed: int) -> np.ndarray:
         name = SAMPLERS[sampler]
         noise = np.random.default_rng(seed).standard_normal((n, NOISE_DIM[name]), dtype=np.float32)
-        return name, self.run(name, noise)[0]
+        return self.run(name, noise)[0]
 
     def denoise(self, images: np.ndarray) -> np.ndarray:
         return self.run("dae", images)[0]

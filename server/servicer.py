@@ -62,7 +62,7 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
         fmt = image_format(request.image_format)
         seed = request.seed if request.HasField("seed") else fresh_seed()
         ref = self._ref(SAMPLERS[sampler])
-        _, images = await self._run(self.engine.sample, sampler, request.n, seed)
+        images = await self._run(self.engine.sample, sampler, request.n, seed)
         return pb.ImagesResponse(images=images_to_proto(images, fmt), model=ref, seed=seed)
 
     async def Denoise(self, request, context):
