@@ -104,6 +104,7 @@ async def serve(settings: Settings) -> int:
     await asyncio.sleep(max(0.0, min(settings.grace_period, DRAIN_LINGER) - (loop.time() - started)))
     # Only streams such as health watches remain; they end with the server.
     await app.server.stop(0.5)
+    await app.engine.close()
     metrics_server.shutdown()
     log.info("stopped")
     return 0

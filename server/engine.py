@@ -6,13 +6,15 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnxruntime as ort
 
 from genserve.repository import ModelVersion, newest_versions
 
+from .batcher import Batcher
 from .errors import ModelNotFound, StartupError
 from .metrics import Metrics
 from .settings import PROVIDER_NAMES, Settings
@@ -48,6 +50,7 @@ class LoadedModel:
     version: ModelVersion
     session: ort.InferenceSession
     provider: str
+    batcher: Batcher | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -57,12 +60,18 @@ class LoadedModel:
     def input_name(self) -> str:
         return self.session.get_inputs()[0].name
 
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.session.get_outputs()]
+
 
 class Engine:
     def __init__(self, settings: Settings, metrics: Metrics):
         self.settings = settings
         self.metrics = metrics
         self.models: dict[str, LoadedModel] = {}
+        # One thread per model: each model's batcher runs one batch at a time.
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="onnxruntime")
 
     def load(self) -> None:
         """Load and warm up the newest version of every model in the repository."""
@@ -72,7 +81,7 @@ class Engine:
         if missing:
             raise StartupError(f"{self.settings.model_repository}: no version of {', '.join(missing)}")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.settings.intra_op_threads
+        options.intra_op_num_threads = self.settings.threads_per_run
         options.graph_optimization_level = OPTIMIZATION[self.settings.graph_optimization]
         # Spinning threads burn the cores that concurrent requests need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -87,6 +96,10 @@ class Engine:
                 log.warning("%s: %s did not load; running on %s", name, providers[0], provider)
             model = LoadedModel(version, session, provider)
             self._warm_up(model)
+            model.batcher = Batcher(
+                name, lambda rows, m=model: self._run(m, rows), max_batch=self.settings.max_batch_size,
+                max_delay=self.settings.max_queue_delay_us / 1e6, max_queue=self.settings.max_queue_size,
+                executor=self._executor, metrics=self.metrics)
             self.models[name] = model
             self.metrics.model_info.labels(name, str(version.version), provider).set(1)
             log.info("loaded %s version %d on %s (sha256 %s)", name, version.version, provider,
@@ -103,31 +116,40 @@ class Engine:
         except KeyError:
             raise ModelNotFound(f"model {name!r} is not loaded") from None
 
-    def run(self, name: str, array: np.ndarray) -> list[np.ndarray]:
-        model = self.model(name)
+    def _run(self, model: LoadedModel, rows: np.ndarray) -> list[np.ndarray]:
         started = time.perf_counter()
-        outputs = model.session.run(None, {model.input_name: array})
-        self.metrics.inference_seconds.labels(name).observe(time.perf_counter() - started)
-        self.metrics.batch_size.labels(name).observe(len(array))
+        outputs = model.session.run(None, {model.input_name: rows})
+        self.metrics.inference_seconds.labels(model.name).observe(time.perf_counter() - started)
+        self.metrics.batch_size.labels(model.name).observe(len(rows))
         return outputs
+
+    async def infer(self, name: str, rows: np.ndarray, deadline: float | None = None) -> list[np.ndarray]:
+        """The model's outputs, in its output order, through its batcher."""
+        return await self.model(name).batcher.infer(rows, deadline)
+
+    async def close(self) -> None:
+        for model in self.models.values():
+            await model.batcher.close()
+        self._executor.shutdown(wait=False)
 
     # The four operations. Images are float32 [N,1,28,28] in [0,1] both ways.
 
-    def encode(self, images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        mean, log_var = self.run("vae_encoder", images)
+    async def encode(self, images: np.ndarray, seed: int, deadline: float | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        mean, log_var = await self.infer("vae_encoder", images, deadline)
         eps = np.random.default_rng(seed).standard_normal(mean.shape, dtype=np.float32)
         return mean, log_var, (mean + np.exp(0.5 * log_var) * eps).astype(np.float32)
 
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        return self.run("vae_decoder", z)[0]
+    async def decode(self, z: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        return (await self.infer("vae_decoder", z, deadline))[0]
 
-    def sample(self, sampler: str, n: int, seed: int) -> np.ndarray:
+    async def sample(self, sampler: str, n: int, seed: int, deadline: float | None = None) -> np.ndarray:
         name = SAMPLERS[sampler]
         noise = np.random.default_rng(seed).standard_normal((n, NOISE_DIM[name]), dtype=np.float32)
-        return self.run(name, noise)[0]
+        return (await self.infer(name, noise, deadline))[0]
 
-    def denoise(self, images: np.ndarray) -> np.ndarray:
-        return self.run("dae", images)[0]
+    async def denoise(self, images: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        return (await self.infer("dae", images, deadline))[0]
 
 
 def fresh_seed() -> int:

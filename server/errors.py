@@ -6,7 +6,7 @@ from __future__ import annotations
 from genserve.repository import RepositoryError
 
 __all__ = ["GenserveError", "InvalidArgument", "ModelNotFound", "NotReady", "DeadlineExceeded",
-           "StartupError", "RepositoryError"]
+           "QueueFull", "StartupError", "RepositoryError"]
 
 
 class GenserveError(Exception):
@@ -29,6 +29,10 @@ class NotReady(GenserveError):
 
 class DeadlineExceeded(GenserveError):
     """The caller's deadline passed before the work could start."""
+
+
+class QueueFull(GenserveError):
+    """The model's queue holds its maximum of requests; the caller should back off."""
 
 
 class StartupError(GenserveError):

@@ -9,7 +9,7 @@ import time
 
 import grpc
 
-from .errors import DeadlineExceeded, GenserveError, InvalidArgument, ModelNotFound, NotReady
+from .errors import DeadlineExceeded, GenserveError, InvalidArgument, ModelNotFound, NotReady, QueueFull
 from .metrics import Metrics
 from .servicer import current_model
 
@@ -20,6 +20,7 @@ STATUS = {
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
     NotReady: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 

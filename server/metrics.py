@@ -22,8 +22,17 @@ class Metrics:
             "genserve_inference_duration_seconds", "Time of one onnxruntime run.",
             ["model"], buckets=LATENCY_BUCKETS, registry=registry)
         self.batch_size = Histogram(
-            "genserve_batch_size", "Images or latents in one onnxruntime run.",
+            "genserve_batch_size", "Rows (images or latents) in one onnxruntime run, after batching.",
             ["model"], buckets=BATCH_BUCKETS, registry=registry)
+        self.queue_seconds = Histogram(
+            "genserve_queue_duration_seconds", "Time a request waited in its model's batching queue.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.queue_depth = Gauge(
+            "genserve_queue_depth", "Requests waiting in a model's batching queue.",
+            ["model"], registry=registry)
+        self.queue_rejections = Counter(
+            "genserve_queue_rejections", "Requests refused because the model's queue was full.",
+            ["model"], registry=registry)
         self.in_flight = Gauge(
             "genserve_requests_in_flight", "gRPC requests being handled now.", registry=registry)
         self.model_info = Gauge(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
+import time
 
 from google.protobuf import json_format, struct_pb2
 
@@ -33,24 +33,20 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
         current_model.set(name)
         return pb.ModelRef(name=name, version=self.engine.model(name).version.version)
 
-    @staticmethod
-    async def _run(fn, *args):
-        # onnxruntime releases the GIL: runs in threads overlap with gRPC's own work.
-        return await asyncio.to_thread(fn, *args)
 
     async def Encode(self, request, context):
-        images = images_from_proto(request.images, "images", self.settings.max_batch_size)
+        images = images_from_proto(request.images, "images", self.settings.max_request_size)
         ref = self._ref("vae_encoder")
         seed = request.seed if request.HasField("seed") else fresh_seed()
-        mean, log_var, z = await self._run(self.engine.encode, images, seed)
+        mean, log_var, z = await self.engine.encode(images, seed, deadline(context))
         return pb.EncodeResponse(z_mean=to_tensor(mean), z_log_var=to_tensor(log_var),
                                  z=to_tensor(z), model=ref)
 
     async def Decode(self, request, context):
-        z = latents_from_proto(request.z, "z", self.settings.max_batch_size)
+        z = latents_from_proto(request.z, "z", self.settings.max_request_size)
         fmt = image_format(request.image_format)
         ref = self._ref("vae_decoder")
-        images = await self._run(self.engine.decode, z)
+        images = await self.engine.decode(z, deadline(context))
         return pb.ImagesResponse(images=images_to_proto(images, fmt), model=ref)
 
     async def Sample(self, request, context):
@@ -62,14 +58,14 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
         fmt = image_format(request.image_format)
         seed = request.seed if request.HasField("seed") else fresh_seed()
         ref = self._ref(SAMPLERS[sampler])
-        images = await self._run(self.engine.sample, sampler, request.n, seed)
+        images = await self.engine.sample(sampler, request.n, seed, deadline(context))
         return pb.ImagesResponse(images=images_to_proto(images, fmt), model=ref, seed=seed)
 
     async def Denoise(self, request, context):
-        images = images_from_proto(request.images, "images", self.settings.max_batch_size)
+        images = images_from_proto(request.images, "images", self.settings.max_request_size)
         fmt = image_format(request.image_format)
         ref = self._ref("dae")
-        denoised = await self._run(self.engine.denoise, images)
+        denoised = await self.engine.denoise(images, deadline(context))
         return pb.ImagesResponse(images=images_to_proto(denoised, fmt), model=ref)
 
     async def ListModels(self, request, context):
@@ -84,6 +80,12 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
                 inputs=[_tensor_info(t) for t in manifest.get("inputs", [])],
                 outputs=[_tensor_info(t) for t in manifest.get("outputs", [])]))
         return pb.ListModelsResponse(models=models)
+
+
+def deadline(context) -> float | None:
+    """The call's deadline on the time.monotonic() clock, for the batching queue."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
 
 
 def _tensor_info(spec: dict) -> pb.TensorInfo:

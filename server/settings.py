@@ -23,8 +23,12 @@ class Settings:
     providers: tuple[str, ...] = ("cuda", "cpu")
     intra_op_threads: int = 0
     graph_optimization: str = "all"
-    max_batch_size: int = 1024
+    max_request_size: int = 1024
     max_sample_n: int = 1024
+    max_batch_size: int = 256
+    max_queue_delay_us: int = 0
+    max_queue_size: int = 1024
+    workers: int = 1
     grace_period: float = 10.0
     log_level: str = "INFO"
 
@@ -32,7 +36,22 @@ class Settings:
     def max_message_bytes(self) -> int:
         """The largest message a valid request or response can be: a full batch of
         float32 images plus room for the envelope."""
-        return max(self.max_batch_size, self.max_sample_n) * 28 * 28 * 4 + 64 * 1024
+        return max(self.max_request_size, self.max_sample_n) * 28 * 28 * 4 + 64 * 1024
+
+    @property
+    def threads_per_run(self) -> int:
+        """onnxruntime intra-op threads: as asked, or the cores shared out among the
+        workers so that workers x threads does not exceed them."""
+        if self.intra_op_threads:
+            return self.intra_op_threads
+        return max(1, available_cores() // self.workers)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # honours taskset and container CPU sets
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _env(name: str, default):
@@ -113,14 +132,29 @@ def build_parser() -> argparse.ArgumentParser:
                         "the CPU where CUDA cannot load; cuda alone refuses to start without it "
                         "[GENSERVE_PROVIDERS]")
     p.add_argument("--intra-op-threads", type=_non_negative_int, default=_env("INTRA_OP_THREADS", d.intra_op_threads),
-                   help="onnxruntime threads per model run; 0 lets onnxruntime choose [GENSERVE_INTRA_OP_THREADS]")
+                   help="onnxruntime threads per model run; 0: the cores divided by --workers "
+                        "[GENSERVE_INTRA_OP_THREADS]")
     p.add_argument("--graph-optimization", type=_one_of(*GRAPH_OPTIMIZATION), metavar="{" + ",".join(GRAPH_OPTIMIZATION) + "}",
                    default=_env("GRAPH_OPTIMIZATION", d.graph_optimization),
                    help="onnxruntime graph optimisation level [GENSERVE_GRAPH_OPTIMIZATION]")
-    p.add_argument("--max-batch-size", type=_positive_int, default=_env("MAX_BATCH_SIZE", d.max_batch_size),
-                   help="most images or latents in one request [GENSERVE_MAX_BATCH_SIZE]")
+    p.add_argument("--max-request-size", type=_positive_int, default=_env("MAX_REQUEST_SIZE", d.max_request_size),
+                   help="most images or latents in one request [GENSERVE_MAX_REQUEST_SIZE]")
     p.add_argument("--max-sample-n", type=_positive_int, default=_env("MAX_SAMPLE_N", d.max_sample_n),
                    help="most images one Sample call may ask for [GENSERVE_MAX_SAMPLE_N]")
+    p.add_argument("--max-batch-size", type=_positive_int, default=_env("MAX_BATCH_SIZE", d.max_batch_size),
+                   help="dynamic batching: most rows in one model run; concurrent requests are merged up to "
+                        "it and larger ones run in chunks of it [GENSERVE_MAX_BATCH_SIZE]")
+    p.add_argument("--max-queue-delay-us", type=_non_negative_int,
+                   default=_env("MAX_QUEUE_DELAY_US", d.max_queue_delay_us),
+                   help="dynamic batching: microseconds a request may wait for others to join its batch "
+                        "while the model is idle; 0 runs at once and batches only what queued up during "
+                        "the previous run [GENSERVE_MAX_QUEUE_DELAY_US]")
+    p.add_argument("--max-queue-size", type=_positive_int, default=_env("MAX_QUEUE_SIZE", d.max_queue_size),
+                   help="requests that may wait per model; more get RESOURCE_EXHAUSTED at once "
+                        "[GENSERVE_MAX_QUEUE_SIZE]")
+    p.add_argument("--workers", type=_positive_int, default=_env("WORKERS", d.workers),
+                   help="server processes sharing the port (SO_REUSEPORT), metrics of all on the metrics "
+                        "port [GENSERVE_WORKERS]")
     p.add_argument("--grace-period", type=float, default=_env("GRACE_PERIOD", d.grace_period),
                    help="seconds in-flight calls get to finish on SIGTERM/SIGINT [GENSERVE_GRACE_PERIOD]")
     p.add_argument("--log-level", type=_one_of(*LOG_LEVELS), metavar="{" + ",".join(LOG_LEVELS) + "}",

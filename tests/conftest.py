@@ -99,6 +99,22 @@ class ServerProcess:
     def log(self) -> str:
         return "".join(self.lines)
 
+    def scrape(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:
+            return response.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample on the metrics endpoint; 0 when it is not there yet."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        for family in text_string_to_metric_families(self.scrape()):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return sample.value
+        return 0.0
+
     def wait_listening(self, timeout: float = 60) -> "ServerProcess":
         if not self._listening.wait(timeout):
             raise AssertionError(f"server did not start listening:\n{self.log}")
@@ -150,7 +166,7 @@ def _no_server_outlives_the_tests():
 
 @pytest.fixture(scope="session")
 def server(tiny_repository):
-    process = ServerProcess(tiny_repository, "--max-batch-size", "512", "--max-sample-n", "600").wait_ready()
+    process = ServerProcess(tiny_repository, "--max-request-size", "512", "--max-sample-n", "600").wait_ready()
     yield process
     assert process.stop() == 0, process.log
 

@@ -144,10 +144,10 @@ def test_settings_come_from_the_environment(tiny_repository):
 
 
 def test_a_bad_environment_value_is_one_clear_line(tiny_repository):
-    server = ServerProcess(tiny_repository, env={"GENSERVE_MAX_BATCH_SIZE": "lots"})
+    server = ServerProcess(tiny_repository, env={"GENSERVE_MAX_REQUEST_SIZE": "lots"})
     assert server.proc.wait(30) == 2
     server._pump.join(5)
-    assert "argument --max-batch-size: 'lots' is not an integer (from GENSERVE_MAX_BATCH_SIZE='lots')" in server.log
+    assert "argument --max-request-size: 'lots' is not an integer (from GENSERVE_MAX_REQUEST_SIZE='lots')" in server.log
     assert "Traceback" not in server.log
 
 

@@ -1,0 +1,135 @@
+"""Dynamic batching, with Triton's knobs: concurrent requests for one model are merged
+into one onnxruntime run of up to ``max_batch`` rows, after waiting at most
+``max_delay`` for more to arrive, then split back per request.
+
+While a run is in progress the next requests queue up, so under load batches grow by
+themselves without any waiting; ``max_delay`` only trades latency for larger batches
+when the model is idle. Rows never influence each other: a request gets the same
+bytes alone or in a batch (tests/test_batching.py checks it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .errors import DeadlineExceeded, QueueFull
+from .metrics import Metrics
+
+RunFn = Callable[[np.ndarray], list[np.ndarray]]
+
+
+@dataclass
+class _Item:
+    rows: np.ndarray
+    future: asyncio.Future
+    deadline: float | None  # time.monotonic() after which nobody waits for the answer
+    queued: float = field(default_factory=time.monotonic)
+
+
+class Batcher:
+    def __init__(self, name: str, run: RunFn, *, max_batch: int, max_delay: float, max_queue: int,
+                 executor: Executor, metrics: Metrics):
+        self.name = name
+        self._run = run
+        self.max_batch = max_batch
+        self.max_delay = max_delay
+        self.max_queue = max_queue
+        self._executor = executor
+        self._metrics = metrics
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._queued_rows = 0
+        self._wake: asyncio.Event | None = None
+        self._full: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+
+    async def infer(self, rows: np.ndarray, deadline: float | None = None) -> list[np.ndarray]:
+        """The model's outputs for ``rows``; a request over ``max_batch`` rows runs in chunks."""
+        chunks = [rows[i:i + self.max_batch] for i in range(0, len(rows), self.max_batch)]
+        if len(self._queue) + len(chunks) > self.max_queue:
+            self._metrics.queue_rejections.labels(self.name).inc()
+            raise QueueFull(f"{self.name}: the queue holds its maximum of {self.max_queue} requests; "
+                            "retry later or add replicas")
+        if self._worker is None:
+            self._wake, self._full = asyncio.Event(), asyncio.Event()
+            self._worker = asyncio.get_running_loop().create_task(self._serve(), name=f"batcher-{self.name}")
+        loop = asyncio.get_running_loop()
+        futures = []
+        for chunk in chunks:
+            item = _Item(chunk, loop.create_future(), deadline)
+            self._queue.append(item)
+            self._queued_rows += len(chunk)
+            futures.append(item.future)
+        self._metrics.queue_depth.labels(self.name).set(len(self._queue))
+        self._wake.set()
+        if self._queued_rows >= self.max_batch:
+            self._full.set()
+        if len(futures) == 1:
+            return await futures[0]
+        parts = await asyncio.gather(*futures)
+        return [np.concatenate(outputs) for outputs in zip(*parts)]
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            if self.max_delay > 0 and self._queue and self._queued_rows < self.max_batch:
+                wait = self._queue[0].queued + self.max_delay - time.monotonic()
+                if wait > 0:
+                    try:
+                        await asyncio.wait_for(self._full.wait(), wait)
+                    except asyncio.TimeoutError:
+                        pass
+            batch = self._take()
+            if not self._queue:
+                self._wake.clear()
+            if self._queued_rows < self.max_batch:
+                self._full.clear()
+            self._metrics.queue_depth.labels(self.name).set(len(self._queue))
+            if not batch:
+                continue
+            rows = batch[0].rows if len(batch) == 1 else np.concatenate([item.rows for item in batch])
+            try:
+                outputs = await loop.run_in_executor(self._executor, self._run, rows)
+            except Exception as exc:  # a failed run fails its callers, never the batcher
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            start = 0
+            for item in batch:
+                stop = start + len(item.rows)
+                if not item.future.done():
+                    item.future.set_result([out[start:stop] for out in outputs])
+                start = stop
+
+    def _take(self) -> list[_Item]:
+        """The next batch: queued requests in order up to ``max_batch`` rows, leaving out
+        those whose caller went away or whose deadline passed."""
+        batch: list[_Item] = []
+        rows = 0
+        now = time.monotonic()
+        while self._queue and rows + len(self._queue[0].rows) <= self.max_batch:
+            item = self._queue.popleft()
+            self._queued_rows -= len(item.rows)
+            if item.future.done():  # cancelled while queued
+                continue
+            if item.deadline is not None and now >= item.deadline:
+                item.future.set_exception(DeadlineExceeded(
+                    f"{self.name}: the deadline passed after {now - item.queued:.3f} s in the queue"))
+                continue
+            self._metrics.queue_seconds.labels(self.name).observe(now - item.queued)
+            batch.append(item)
+            rows += len(item.rows)
+        return batch

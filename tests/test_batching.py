@@ -1,0 +1,94 @@
+"""Dynamic batching against the real server process: concurrent requests share a
+model run, each caller gets its own bytes, a full queue refuses at once, and a call
+whose deadline passes in the queue costs no model run."""
+
+import asyncio
+import time
+
+import grpc
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from client import AsyncGenerativeClient, GenerativeClient, GenserveError
+from conftest import ServerProcess
+
+GAN = {"model": "gan_generator"}
+
+
+@pytest.fixture(scope="module")
+def onnx_gan(tiny_repository):
+    session = ort.InferenceSession(str(tiny_repository / "gan_generator" / "1" / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    return lambda noise: session.run(None, {"noise": noise})[0].reshape(-1, 28, 28)
+
+
+def expected_gan(onnx_gan, n, seed):
+    return onnx_gan(np.random.default_rng(seed).standard_normal((n, 100), dtype=np.float32))
+
+
+@pytest.fixture(scope="module")
+def batching_server(tiny_repository):
+    # A long queue delay holds a lone request in the queue, so that the tests can
+    # line up concurrent ones behind it.
+    process = ServerProcess(tiny_repository, "--max-batch-size", "64", "--max-queue-delay-us", "400000",
+                            "--max-queue-size", "16").wait_ready()
+    yield process
+    assert process.stop() == 0, process.log
+
+
+def test_concurrent_requests_share_one_run_and_get_their_own_bytes(batching_server, onnx_gan):
+    runs, rows = (batching_server.metric("genserve_batch_size_count", **GAN),
+                  batching_server.metric("genserve_batch_size_sum", **GAN))
+
+    async def eight_calls():
+        async with AsyncGenerativeClient(batching_server.target, retries=0) as client:
+            return await asyncio.gather(*(client.sample_digits(n=2, seed=seed, as_float=True)
+                                          for seed in range(8)))
+
+    results = asyncio.run(eight_calls())
+    assert batching_server.metric("genserve_batch_size_count", **GAN) == runs + 1
+    assert batching_server.metric("genserve_batch_size_sum", **GAN) == rows + 16
+    for seed, images in enumerate(results):
+        assert np.array_equal(images, expected_gan(onnx_gan, 2, seed)), f"seed {seed}"
+
+
+def test_a_request_over_the_maximum_batch_runs_in_chunks(batching_server, onnx_gan):
+    runs = batching_server.metric("genserve_batch_size_count", **GAN)
+    with GenerativeClient(batching_server.target, retries=0) as client:
+        images = client.sample_digits(n=150, seed=7, as_float=True)
+    assert batching_server.metric("genserve_batch_size_count", **GAN) == runs + 3  # 64 + 64 + 22
+    assert np.array_equal(images, expected_gan(onnx_gan, 150, 7))
+
+
+def test_a_full_queue_refuses_at_once(batching_server):
+    async def many_calls():
+        async with AsyncGenerativeClient(batching_server.target, retries=0) as client:
+            started = time.monotonic()
+
+            async def call(seed):
+                try:
+                    await client.sample_digits(n=1, seed=seed)
+                    return "ok", None
+                except GenserveError as error:
+                    return error.code, (error.message, time.monotonic() - started)
+            return await asyncio.gather(*(call(seed) for seed in range(24)))
+
+    results = asyncio.run(many_calls())
+    refused = [detail for code, detail in results if code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert refused and len(refused) + sum(code == "ok" for code, _ in results) == 24, results
+    message, after = refused[0]
+    assert "gan_generator" in message and "maximum of 16 requests" in message
+    assert after < 0.3, "refused only after the queue delay: it waited instead"
+    assert batching_server.metric("genserve_queue_rejections_total", **GAN) >= len(refused)
+
+
+def test_a_deadline_that_passes_in_the_queue_costs_no_model_run(batching_server):
+    runs = batching_server.metric("genserve_batch_size_count", **GAN)
+    with GenerativeClient(batching_server.target, retries=0, timeout=0.1) as client:
+        with pytest.raises(GenserveError) as error:
+            client.sample_digits(n=1, seed=1)
+    assert error.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    time.sleep(0.6)  # past the queue delay: the batcher has looked at the queue again
+    assert batching_server.metric("genserve_batch_size_count", **GAN) == runs
+    assert batching_server.metric("genserve_queue_depth", **GAN) == 0
