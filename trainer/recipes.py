@@ -40,10 +40,10 @@ PROFILES: dict[str, dict[str, Recipe]] = {
     },
     # The default. Deviations from the lecture: all 60,000 images; the VAE uses Adam
     # (lr 2e-3) with a cosine schedule instead of constant RMSprop, which reaches a
-    # lower test loss in the same 30 epochs; the GAN trains 60 epochs with its
+    # lower test loss, for 60 epochs instead of 30 (its test loss still falls at 30); the GAN trains 60 epochs with its
     # learning rate decayed by a cosine schedule, which steadies late samples.
     "full": {
-        "vae": Recipe(epochs=30, optimizer="adam", lr=2e-3, schedule="cosine"),
+        "vae": Recipe(epochs=60, optimizer="adam", lr=2e-3, schedule="cosine"),
         "gan": Recipe(epochs=40, optimizer="adam", lr=2e-4, schedule="cosine", r1_gamma=10.0),
         "dae": Recipe(epochs=5, schedule="cosine", salt_max=0.35),
         "classifier": Recipe(epochs=10, schedule="cosine"),
