@@ -13,12 +13,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
+from genserve.oip import inference_pb2_grpc
 from genserve.v1 import generative_pb2, generative_pb2_grpc
 
 from .engine import Engine
 from .errors import RepositoryError, StartupError
 from .interceptors import ErrorsAndMetrics
 from .metrics import Metrics
+from .oip import SERVICE as OIP_SERVICE, InferenceServicer
 from .servicer import GenerativeServicer
 from .settings import Settings
 
@@ -40,7 +42,7 @@ class App:
     metrics: Metrics
 
     async def set_health(self, status) -> None:
-        for service in ("", SERVICE):
+        for service in ("", SERVICE, OIP_SERVICE):
             await self.health.set(service, status)
         self.metrics.ready.set(1 if status == SERVING else 0)
 
@@ -50,16 +52,17 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY) ->
     metrics = Metrics(registry)
     engine = Engine(settings, metrics)
     limit = settings.max_message_bytes
-    gate = ErrorsAndMetrics(metrics, (SERVICE,))
+    gate = ErrorsAndMetrics(metrics, (SERVICE, OIP_SERVICE))
     server = grpc.aio.server(
         interceptors=[gate],
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                  ("grpc.so_reuseport", 0)])
     servicer = GenerativeServicer(engine, settings)
     generative_pb2_grpc.add_GenerativeServiceServicer_to_server(servicer, server)
+    inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(engine, settings, servicer), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection((SERVICE, OIP_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise StartupError(f"cannot listen on {settings.host}:{settings.port}")

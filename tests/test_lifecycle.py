@@ -1,44 +1,68 @@
 """Start-up, health transitions, refusal of bad repositories, and draining."""
 
 import asyncio
+import json
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import CollectorRegistry
 
 from client import GenerativeClient, GenserveError
+from genserve.v1 import generative_pb2, generative_pb2_grpc
+from conftest import ROOT, ServerProcess
+
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+# Runs in a child process: the server's generated Open Inference Protocol code and
+# tritonclient's (tests/test_oip.py) both define the protobuf package ``inference``,
+# which one process cannot import twice.
+_LOADING_SCENARIO = """
+import asyncio, json, sys
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry
 from genserve.v1 import generative_pb2, generative_pb2_grpc
 from server.app import NOT_SERVING, SERVING, create_server
 from server.settings import Settings
 
-from conftest import ServerProcess
+async def scenario():
+    app = create_server(Settings(model_repository=sys.argv[1], host="127.0.0.1", port=0), CollectorRegistry())
+    await app.server.start()
+    await app.set_health(NOT_SERVING)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        before = (await health.Check(health_pb2.HealthCheckRequest())).status
+        try:
+            await generative_pb2_grpc.GenerativeServiceStub(channel).Sample(generative_pb2.SampleRequest(n=1))
+            early = ("OK", "")
+        except grpc.aio.AioRpcError as error:
+            early = (error.code().name, error.details())
+        app.engine.load()
+        app.servicer.ready = True
+        await app.set_health(SERVING)
+        after = (await health.Check(health_pb2.HealthCheckRequest(service="genserve.v1.GenerativeService"))).status
+    await app.server.stop(0)
+    print(json.dumps({"before": before == NOT_SERVING, "after": after == SERVING, "early": early}))
+
+asyncio.run(scenario())
+"""
 
 
 def test_health_is_not_serving_until_the_models_are_loaded(tiny_repository):
-    async def scenario():
-        settings = Settings(model_repository=tiny_repository, host="127.0.0.1", port=0)
-        app = create_server(settings, CollectorRegistry())
-        await app.server.start()
-        await app.set_health(NOT_SERVING)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            before = (await health.Check(health_pb2.HealthCheckRequest())).status
-            with pytest.raises(grpc.aio.AioRpcError) as early:
-                await generative_pb2_grpc.GenerativeServiceStub(channel).Sample(generative_pb2.SampleRequest(n=1))
-            app.engine.load()
-            app.servicer.ready = True
-            await app.set_health(SERVING)
-            after = (await health.Check(health_pb2.HealthCheckRequest(service="genserve.v1.GenerativeService"))).status
-        await app.server.stop(0)
-        return before, early.value, after
-    before, early, after = asyncio.run(scenario())
-    assert before == NOT_SERVING and after == SERVING
-    assert early.code() == grpc.StatusCode.UNAVAILABLE and "loading" in early.details()
+    result = subprocess.run([sys.executable, "-c", _LOADING_SCENARIO, str(tiny_repository)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["before"] and outcome["after"], outcome
+    code, details = outcome["early"]
+    assert code == "UNAVAILABLE" and "loading" in details
 
 
 def test_sigterm_drains_calls_in_flight(tiny_repository):

@@ -1,0 +1,1 @@
+"""Generated from protos/genserve/oip/inference.proto (the Open Inference Protocol); never edited by hand."""

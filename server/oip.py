@@ -1,0 +1,143 @@
+"""The Open Inference Protocol (KServe v2, Triton's gRPC API): every model of the
+repository by name and version, through the same batchers, limits and metrics as
+genserve.v1. Tensors come as typed contents or as raw little-endian bytes."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version as package_version
+
+import numpy as np
+
+from genserve.oip import inference_pb2 as pb
+from genserve.oip import inference_pb2_grpc as pb_grpc
+
+from .engine import Engine, LoadedModel
+from .errors import InvalidArgument, ModelNotFound, NotReady
+from .servicer import GenerativeServicer, current_model, deadline
+from .settings import Settings
+from .tensors import MAX_LATENT
+
+SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+PLATFORM = "onnxruntime_onnx"  # Triton's name for ONNX models on onnxruntime
+DATATYPE = "FP32"  # every input and output of the repository's models
+IMAGE_INPUTS = {"image", "noisy"}  # pixels in [0, 1]; the other inputs are latents or noise
+
+
+def _server_version() -> str:
+    try:
+        return package_version("genserve")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, engine: Engine, settings: Settings, generative: GenerativeServicer):
+        self.engine = engine
+        self.settings = settings
+        self.generative = generative  # its ``ready`` flag is the server's
+
+    def _model(self, name: str, version: str, field: str) -> LoadedModel:
+        if not self.generative.ready:
+            raise NotReady("the server is loading its models; retry when ServerReady is true")
+        if not name:
+            raise InvalidArgument(f"{field}: required; one of {', '.join(sorted(self.engine.models))}")
+        if name not in self.engine.models:
+            raise ModelNotFound(f"{field}: unknown model {name!r}; this server has "
+                                f"{', '.join(sorted(self.engine.models))}")
+        model = self.engine.models[name]
+        if version and version != str(model.version.version):
+            raise ModelNotFound(f"{name}: version {version!r} is not served; it serves version "
+                                f"{model.version.version}")
+        current_model.set(name)
+        return model
+
+    async def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context):
+        return pb.ServerReadyResponse(ready=self.generative.ready)
+
+    async def ModelReady(self, request, context):
+        model = self.engine.models.get(request.name)
+        ready = (self.generative.ready and model is not None
+                 and request.version in ("", str(model.version.version)))
+        return pb.ModelReadyResponse(ready=ready)
+
+    async def ServerMetadata(self, request, context):
+        return pb.ServerMetadataResponse(name="genserve", version=_server_version(), extensions=[])
+
+    async def ModelMetadata(self, request, context):
+        model = self._model(request.name, request.version, "name")
+        return pb.ModelMetadataResponse(
+            name=model.name, versions=[str(model.version.version)], platform=PLATFORM,
+            inputs=[_metadata(node) for node in model.session.get_inputs()],
+            outputs=[_metadata(node) for node in model.session.get_outputs()])
+
+    async def ModelInfer(self, request, context):
+        model = self._model(request.model_name, request.model_version, "model_name")
+        rows = self._input(model, request)
+        wanted = [o.name for o in request.outputs] or model.output_names
+        unknown = [name for name in wanted if name not in model.output_names]
+        if unknown:
+            raise InvalidArgument(f"outputs: {model.name} has no output {unknown[0]!r}; it has "
+                                  f"{', '.join(model.output_names)}")
+        outputs = dict(zip(model.output_names, await self.engine.infer(model.name, rows, deadline(context))))
+        response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version.version),
+                                         id=request.id)
+        for name in wanted:
+            array = np.ascontiguousarray(outputs[name], "<f4")
+            response.outputs.add(name=name, datatype=DATATYPE, shape=array.shape)
+            response.raw_output_contents.append(array.tobytes())
+        return response
+
+    def _input(self, model: LoadedModel, request) -> np.ndarray:
+        """The request's one input as float32 rows, after every check the genserve.v1 API makes."""
+        node = model.session.get_inputs()[0]
+        if len(request.inputs) != 1:
+            raise InvalidArgument(f"inputs: {model.name} takes exactly one input, {node.name!r}; "
+                                  f"got {len(request.inputs)}")
+        tensor = request.inputs[0]
+        if tensor.name != node.name:
+            raise InvalidArgument(f"inputs[0].name: {model.name} takes {node.name!r}, got {tensor.name!r}")
+        if tensor.datatype != DATATYPE:
+            raise InvalidArgument(f"inputs[0].datatype: {node.name} is {DATATYPE}, got {tensor.datatype!r}")
+        item_shape = [int(d) for d in node.shape[1:]]
+        shape = list(tensor.shape)
+        if len(shape) != 1 + len(item_shape) or shape[1:] != item_shape or shape[0] < 1:
+            raise InvalidArgument(f"inputs[0].shape: must be [N,{','.join(map(str, item_shape))}] with N >= 1, "
+                                  f"got {shape}")
+        if shape[0] > self.settings.max_request_size:
+            raise InvalidArgument(f"inputs[0].shape: batch of {shape[0]} exceeds the maximum of "
+                                  f"{self.settings.max_request_size}")
+        count = int(np.prod(shape))
+        if request.raw_input_contents:
+            if len(request.raw_input_contents) != 1:
+                raise InvalidArgument(f"raw_input_contents: one entry per input (1), got "
+                                      f"{len(request.raw_input_contents)}")
+            if tensor.HasField("contents"):
+                raise InvalidArgument("inputs[0].contents: not allowed together with raw_input_contents")
+            raw = request.raw_input_contents[0]
+            if len(raw) != count * 4:
+                raise InvalidArgument(f"raw_input_contents[0]: {len(raw)} bytes, but shape {shape} of "
+                                      f"{DATATYPE} needs {count * 4}")
+            array = np.frombuffer(raw, "<f4")
+        else:
+            values = tensor.contents.fp32_contents
+            if len(values) != count:
+                raise InvalidArgument(f"inputs[0].contents.fp32_contents: {len(values)} values, but shape "
+                                      f"{shape} needs {count}")
+            array = np.asarray(values, np.float32)
+        if not np.isfinite(array).all():
+            raise InvalidArgument(f"inputs[0]: NaN or infinite values in {node.name}")
+        if node.name in IMAGE_INPUTS:
+            if array.min() < 0 or array.max() > 1:
+                raise InvalidArgument(f"inputs[0]: {node.name} pixels must lie in [0, 1], got "
+                                      f"[{array.min():.4g}, {array.max():.4g}]")
+        elif np.abs(array).max() > MAX_LATENT:
+            raise InvalidArgument(f"inputs[0]: {node.name} values must lie in [-{MAX_LATENT:g}, {MAX_LATENT:g}]")
+        return np.ascontiguousarray(array.reshape(shape), np.float32)
+
+
+def _metadata(node) -> pb.ModelMetadataResponse.TensorMetadata:
+    return pb.ModelMetadataResponse.TensorMetadata(
+        name=node.name, datatype=DATATYPE, shape=[d if isinstance(d, int) else -1 for d in node.shape])
