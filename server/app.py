@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -56,7 +57,8 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY) ->
     server = grpc.aio.server(
         interceptors=[gate],
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
-                 ("grpc.so_reuseport", 0)])
+                 # Worker processes share the port; a lone server must not share it by accident.
+                 ("grpc.so_reuseport", 1 if settings.workers > 1 else 0)])
     servicer = GenerativeServicer(engine, settings)
     generative_pb2_grpc.add_GenerativeServiceServicer_to_server(servicer, server)
     inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(engine, settings, servicer), server)
@@ -69,14 +71,21 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY) ->
     return App(server, port, gate, health_servicer, servicer, engine, metrics)
 
 
-async def serve(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT; returns the process exit status."""
+async def serve(settings: Settings, worker: int | None = None, on_ready: Callable[[], None] | None = None) -> int:
+    """Run until SIGTERM or SIGINT; returns the process exit status.
+
+    As one of several ``worker`` processes (server/workers.py) it serves no metrics
+    endpoint of its own: the supervisor serves the metrics of all of them.
+    """
     app = create_server(settings)
-    metrics_server, _ = start_http_server(settings.metrics_port, settings.metrics_host)
+    metrics_server = None
+    if worker is None:
+        metrics_server, _ = start_http_server(settings.metrics_port, settings.metrics_host)
     await app.server.start()
     await app.set_health(NOT_SERVING)
-    log.info("listening on %s:%d, metrics on http://%s:%d/metrics", settings.host, app.port,
-             settings.metrics_host, metrics_server.server_port)
+    if metrics_server is not None:
+        log.info("listening on %s:%d, metrics on http://%s:%d/metrics", settings.host, app.port,
+                 settings.metrics_host, metrics_server.server_port)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -88,12 +97,15 @@ async def serve(settings: Settings) -> int:
     except (StartupError, RepositoryError) as exc:
         log.error("cannot serve: %s", exc.reason)
         await app.server.stop(0)
-        metrics_server.shutdown()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         return 1
     app.servicer.ready = True
     await app.set_health(SERVING)
-    log.info("ready: serving %s", ", ".join(f"{m.name} v{m.version.version} on {m.provider}"
-                                             for m in app.engine.models.values()))
+    if on_ready is not None:
+        on_ready()
+    models = ", ".join(f"{m.name} v{m.version.version} on {m.provider}" for m in app.engine.models.values())
+    log.info("%s: serving %s", "ready" if worker is None else f"worker {worker} ready", models)
 
     await stop.wait()
     log.info("draining: new calls are refused, in-flight calls get %.1f s", settings.grace_period)
@@ -108,6 +120,7 @@ async def serve(settings: Settings) -> int:
     # Only streams such as health watches remain; they end with the server.
     await app.server.stop(0.5)
     await app.engine.close()
-    metrics_server.shutdown()
+    if metrics_server is not None:
+        metrics_server.shutdown()
     log.info("stopped")
     return 0

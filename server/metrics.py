@@ -1,5 +1,6 @@
 """Every Prometheus metric of the server, in one place. Names follow Prometheus
-conventions: ``genserve_`` prefix, base units, ``_total`` on counters."""
+conventions: ``genserve_`` prefix, base units, ``_total`` on counters. Each gauge
+says how the workers' values combine under ``--workers`` (multiprocess mode)."""
 
 from __future__ import annotations
 
@@ -29,14 +30,17 @@ class Metrics:
             ["model"], buckets=LATENCY_BUCKETS, registry=registry)
         self.queue_depth = Gauge(
             "genserve_queue_depth", "Requests waiting in a model's batching queue.",
-            ["model"], registry=registry)
+            ["model"], registry=registry, multiprocess_mode="livesum")
         self.queue_rejections = Counter(
             "genserve_queue_rejections", "Requests refused because the model's queue was full.",
             ["model"], registry=registry)
         self.in_flight = Gauge(
-            "genserve_requests_in_flight", "gRPC requests being handled now.", registry=registry)
+            "genserve_requests_in_flight", "gRPC requests being handled now.", registry=registry,
+            multiprocess_mode="livesum")
         self.model_info = Gauge(
             "genserve_model_info", "Models being served (value 1), with version and execution provider.",
-            ["model", "version", "provider"], registry=registry)
+            ["model", "version", "provider"], registry=registry,
+            multiprocess_mode="liveall")  # with --workers: one series per worker, labelled pid
         self.ready = Gauge(
-            "genserve_ready", "1 while every model is loaded and the server takes requests.", registry=registry)
+            "genserve_ready", "1 while every model is loaded and the server takes requests.", registry=registry,
+            multiprocess_mode="livemin")  # with --workers: 1 only when every worker is ready
