@@ -23,6 +23,9 @@ from .errors import DeadlineExceeded, QueueFull
 from .metrics import Metrics
 
 RunFn = Callable[[np.ndarray], list[np.ndarray]]
+# A run expected to take less than this runs on the event loop itself: handing it to a
+# thread and back costs more than the run (a batch-1 GAN run takes ~0.1 ms).
+INLINE_BELOW = 0.5e-3  # seconds
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Batcher:
         self._wake: asyncio.Event | None = None
         self._full: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
+        self._seconds_per_row: float | None = None  # moving average, for the inline decision
 
     async def infer(self, rows: np.ndarray, deadline: float | None = None) -> list[np.ndarray]:
         """The model's outputs for ``rows``; a request over ``max_batch`` rows runs in chunks."""
@@ -101,7 +105,14 @@ class Batcher:
                 continue
             rows = batch[0].rows if len(batch) == 1 else np.concatenate([item.rows for item in batch])
             try:
-                outputs = await loop.run_in_executor(self._executor, self._run, rows)
+                started = time.perf_counter()
+                if self._seconds_per_row is not None and self._seconds_per_row * len(rows) < INLINE_BELOW:
+                    outputs = self._run(rows)
+                else:
+                    outputs = await loop.run_in_executor(self._executor, self._run, rows)
+                per_row = (time.perf_counter() - started) / len(rows)
+                self._seconds_per_row = per_row if self._seconds_per_row is None else (
+                    0.9 * self._seconds_per_row + 0.1 * per_row)
             except Exception as exc:  # a failed run fails its callers, never the batcher
                 for item in batch:
                     if not item.future.done():

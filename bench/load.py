@@ -1,0 +1,50 @@
+"""A closed-loop load generator: ``concurrency`` callers on one event loop, each
+sending its next request as soon as the last one is answered, until ``requests``
+have been sent. Latency percentiles are of the whole call as the caller sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import numpy as np
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    latencies: np.ndarray  # seconds, one per request
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q)) if len(self.latencies) else float("nan")
+
+
+async def drive(call: Callable[[int], Awaitable[object]], requests: int, concurrency: int) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    next_index = 0
+
+    async def caller():
+        nonlocal next_index, errors
+        while next_index < requests:
+            index = next_index
+            next_index += 1
+            started = time.perf_counter()
+            try:
+                await call(index)
+            except Exception:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(min(concurrency, requests))))
+    return Result(requests, time.perf_counter() - started, np.array(latencies), errors)

@@ -1,0 +1,241 @@
+"""Throughput and latency of the server against its limits, in one run.
+
+For every RPC (Sample gan, Sample vae, Decode, Encode, Denoise), request size n and
+concurrency: requests/s, images/s and latency percentiles through the asyncio client;
+beside each, the two limits it is compared with: in-process onnxruntime on the same
+model and batch (images/s), and a gRPC echo server moving the same bytes (requests/s).
+
+    python -m bench.throughput                      # the full table (a few minutes)
+    python -m bench.throughput --quick              # a few hundred requests, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+import onnxruntime as ort
+
+from client import AsyncGenerativeClient
+from client import _calls
+from genserve.codec import to_tensor
+from genserve.v1 import generative_pb2 as pb
+
+from . import echo
+from .load import Result, drive
+from .processes import ROOT, start_echo, start_server
+
+RPCS = {  # name: (model in the repository, shape of one input row)
+    "Sample gan": ("gan_generator", (100,)),
+    "Sample vae": ("vae_decoder", (2,)),
+    "Decode": ("vae_decoder", (2,)),
+    "Encode": ("vae_encoder", (1, 28, 28)),
+    "Denoise": ("dae", (1, 28, 28)),
+}
+
+
+@dataclass
+class Cell:
+    rpc: str
+    n: int
+    concurrency: int
+    served: Result
+    echo: Result
+    ort_images_per_s: float
+    ort_seconds: float
+
+
+def payloads(rpc: str, n: int, seed: int = 0):
+    """(request bytes, response bytes, the call's arguments) for one request."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    z = rng.standard_normal((n, 2), dtype=np.float32)
+    uint8_images = pb.ImagesResponse(images=to_tensor(np.zeros((n, 28, 28), np.uint8)),
+                                     model=pb.ModelRef(name="gan_generator", version=1), seed=2**62)
+    if rpc.startswith("Sample"):
+        request = _calls.sample_request(n, rpc.split()[1], 2**62, False)
+        return request.ByteSize(), uint8_images.ByteSize(), None
+    if rpc == "Decode":
+        return _calls.decode_request(z, False).ByteSize(), uint8_images.ByteSize(), z
+    if rpc == "Denoise":
+        return _calls.denoise_request(images, False).ByteSize(), uint8_images.ByteSize(), images
+    latents = to_tensor(np.zeros((n, 2), np.float32))
+    response = pb.EncodeResponse(z_mean=latents, z_log_var=latents, z=latents,
+                                 model=pb.ModelRef(name="vae_encoder", version=1))
+    return _calls.encode_request(images, 2**62).ByteSize(), response.ByteSize(), images
+
+
+def in_process(repository: str, model: str, row_shape: tuple[int, ...], n: int, runs: int) -> float:
+    """Median seconds of one onnxruntime run at batch n, with the server's session options."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = available_threads()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(f"{repository}/{model}/1/model.onnx", options,
+                                   providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((n, *row_shape), dtype=np.float32)}
+    for _ in range(3):
+        session.run(None, feed)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def available_threads() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+async def drive_server(target: str, rpc: str, n: int, arg, requests: int, concurrency: int) -> Result:
+    async with AsyncGenerativeClient(target, retries=0, timeout=120) as client:
+        if rpc.startswith("Sample"):
+            sampler = rpc.split()[1]
+            call = lambda i: client.sample_digits(n=n, model=sampler, seed=i)  # noqa: E731
+        elif rpc == "Decode":
+            call = lambda i: client.decode(arg)  # noqa: E731
+        elif rpc == "Encode":
+            call = lambda i: client.encode(arg, seed=i)  # noqa: E731
+        else:
+            call = lambda i: client.denoise(arg)  # noqa: E731
+        await drive(call, max(concurrency, requests // 10), concurrency)  # warm-up
+        return await drive(call, requests, concurrency)
+
+
+async def drive_echo(target: str, request_bytes: int, response_bytes: int, requests: int,
+                     concurrency: int) -> Result:
+    payload = echo.request_of(request_bytes, response_bytes)
+    options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+    async with grpc.aio.insecure_channel(target, options) as channel:
+        method = channel.unary_unary(echo.METHOD)
+        call = lambda i: method(payload, timeout=120)  # noqa: E731
+        await drive(call, max(concurrency, requests // 10), concurrency)
+        return await drive(call, requests, concurrency)
+
+
+def requests_for(n: int, base: int, concurrency: int) -> int:
+    return max(2 * concurrency, base * 16 // max(n, 16))
+
+
+def row(cell: Cell) -> str:
+    s, e = cell.served, cell.echo
+    images = s.rps * cell.n
+    return (f"| {cell.rpc} | {cell.n} | {cell.concurrency} | {s.rps:,.0f} | {images:,.0f} | "
+            f"{s.percentile(50) * 1e3:.2f} | {s.percentile(90) * 1e3:.2f} | {s.percentile(99) * 1e3:.2f} | "
+            f"{e.rps:,.0f} | {s.rps / e.rps:.2f} | {cell.ort_images_per_s:,.0f} | "
+            f"{images / cell.ort_images_per_s:.2f} |")
+
+
+HEADER = ("| RPC | n | concurrency | requests/s | images/s | p50 ms | p90 ms | p99 ms | echo requests/s | "
+          "x echo | onnxruntime images/s | x onnxruntime |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {available_threads()} cores, Python {platform.python_version()}, "
+            f"onnxruntime {ort.__version__}, grpcio {grpc.__version__}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--model-repository", default=str(ROOT / "models"))
+    parser.add_argument("--requests", type=int, default=2000,
+                        help="requests per cell at n <= 16; fewer for larger n (default: 2000)")
+    parser.add_argument("--n", type=int, nargs="+", default=[1, 16, 256])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--rpcs", nargs="+", default=list(RPCS), choices=list(RPCS), metavar="RPC")
+    parser.add_argument("--quick", action="store_true", help="a few hundred requests in all: checks that it runs")
+    parser.add_argument("--server-args", default="", help="extra flags for python -m server")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.requests, args.n, args.concurrency, args.rpcs = 40, [1, 16], [1, 8], ["Sample gan", "Denoise"]
+
+    print(f"machine: {machine()}", flush=True)
+    server = start_server(args.model_repository, *args.server_args.split())
+    echo_server = start_echo()
+    cells: list[Cell] = []
+    try:
+        print(HEADER, flush=True)
+        for rpc in args.rpcs:
+            model, row_shape = RPCS[rpc]
+            for n in args.n:
+                ort_seconds = in_process(args.model_repository, model, row_shape, n,
+                                         runs=5 if args.quick else max(10, 2000 // n))
+                request_bytes, response_bytes, arg = payloads(rpc, n)
+                for concurrency in args.concurrency:
+                    count = requests_for(n, args.requests, concurrency)
+                    served = asyncio.run(drive_server(server.target, rpc, n, arg, count, concurrency))
+                    echoed = asyncio.run(drive_echo(echo_server.target, request_bytes, response_bytes, count,
+                                                    concurrency))
+                    if served.errors or echoed.errors:
+                        print(f"{rpc} n={n} c={concurrency}: {served.errors} errors, echo {echoed.errors}",
+                              file=sys.stderr)
+                    cell = Cell(rpc, n, concurrency, served, echoed, n / ort_seconds, ort_seconds)
+                    cells.append(cell)
+                    print(row(cell), flush=True)
+        unbatched = None
+        if not args.quick and "Sample gan" in args.rpcs and 1 in args.n and 64 in args.concurrency:
+            server.stop()
+            server = start_server(args.model_repository, "--max-batch-size", "1", *args.server_args.split())
+            unbatched = asyncio.run(drive_server(server.target, "Sample gan", 1, None,
+                                                 requests_for(1, args.requests, 64), 64))
+        print_targets(cells, unbatched)
+    finally:
+        server.stop()
+        echo_server.stop()
+    errors = sum(c.served.errors + c.echo.errors for c in cells)
+    print(f"\n{sum(c.served.requests for c in cells):,} requests to genserve, {errors} errors")
+    return 1 if errors else 0
+
+
+def print_targets(cells: list[Cell], unbatched: Result | None) -> None:
+    def find(rpc, n, c):
+        return next((x for x in cells if (x.rpc, x.n, x.concurrency) == (rpc, n, c)), None)
+
+    print("\nTargets (ratios from this run):")
+    for rpc in ("Sample gan", "Sample vae"):
+        for c in (1, 8, 64):
+            cell = find(rpc, 256, c)
+            if cell:
+                ratio = cell.served.rps * 256 / cell.ort_images_per_s
+                print(f"- {rpc} n=256 c={c}: images/s = {ratio:.2f} x in-process onnxruntime at batch 256 "
+                      f"(target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})")
+    cell = find("Sample gan", 1, 64)
+    if cell:
+        ratio = cell.served.rps / cell.echo.rps
+        print(f"- Sample gan n=1 c=64: requests/s = {ratio:.2f} x echo at c=64 "
+              f"(target >= 0.7: {'met' if ratio >= 0.7 else 'NOT met'})")
+        if unbatched:
+            gain = cell.served.rps / unbatched.rps
+            print(f"- Sample gan n=1 c=64: {gain:.2f} x the same server with --max-batch-size 1 "
+                  f"({cell.served.rps:,.0f} vs {unbatched.rps:,.0f} requests/s; batch-1 model time "
+                  f"{1e3 / find('Sample gan', 1, 64).ort_images_per_s:.3f} ms, so the model "
+                  f"{'is' if 1 / cell.ort_images_per_s > 1 / cell.echo.rps else 'is not'} what limits the "
+                  "unbatched server)")
+    cell = find("Sample gan", 1, 1)
+    if cell:
+        bound = cell.echo.percentile(50) + cell.ort_seconds + 0.3e-3
+        p50 = cell.served.percentile(50)
+        print(f"- Sample gan n=1 c=1: p50 {p50 * 1e3:.3f} ms vs echo p50 {cell.echo.percentile(50) * 1e3:.3f} ms "
+              f"+ model {cell.ort_seconds * 1e3:.3f} ms + 0.3 ms = {bound * 1e3:.3f} ms "
+              f"({'met' if p50 <= bound else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
