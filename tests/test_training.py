@@ -157,3 +157,21 @@ def test_r1_penalty_adds_the_discriminator_gradient_norm():
         task.train(False)  # no dropout: the two runs see the same discriminator
         losses[gamma] = task.step(images, labels)["d_loss"]
     assert losses[10.0] > losses[0.0]
+
+
+def test_the_vae_relu_starts_leaky_and_ends_plain():
+    import torch
+
+    from trainer.recipes import Recipe
+    from trainer.tasks import VAETask
+
+    torch.manual_seed(0)
+    task = VAETask(Recipe(epochs=1, relu_leak=0.2, relu_leak_epochs=1))
+    task.steps_per_epoch = 4
+    images = torch.rand(8, 1, 28, 28)
+    slopes = []
+    for _ in range(5):
+        slopes.append(round(task.leak(), 6))
+        task.step(images, torch.zeros(8, dtype=torch.long))
+        assert task.vae.encoder.leak == 0.0  # outside a step the model is the lecture's
+    assert slopes == [0.2, 0.15, 0.1, 0.05, 0.0]

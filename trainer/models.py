@@ -38,10 +38,14 @@ class VAEEncoder(nn.Module):
         self.z_mean = nn.Linear(16, latent_dim)
         self.z_log_var = nn.Linear(16, latent_dim)
         keras_init_(self)
+        # Negative slope of the 16-unit ReLU while training only (see VAETask); 0 outside
+        # a training step, so the model as evaluated and exported is the lecture's.
+        self.leak = 0.0
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.relu(self.conv2(F.relu(self.conv1(image))))
-        h = F.relu(self.dense(h.flatten(1)))  # 3136 -> 16
+        h = self.dense(h.flatten(1))  # 3136 -> 16
+        h = F.leaky_relu(h, self.leak) if self.leak else F.relu(h)
         return self.z_mean(h), self.z_log_var(h)
 
 

@@ -50,6 +50,7 @@ class Task:
     modules: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
     conv = True  # convolutional models run faster in channels_last on the CPU
+    steps_per_epoch = 1  # set by the training loop
 
     def step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
@@ -80,14 +81,28 @@ class VAETask(Task):
         self.vae = VAE()
         self.modules = {"encoder": self.vae.encoder, "decoder": self.vae.decoder}
         self.optimizers = {"vae": make_optimizer(self.vae.parameters(), recipe)}
+        self.recipe = recipe
+
+    def leak(self) -> float:
+        """The encoder ReLU's negative slope for the next step. Counted in the optimizer's
+        own steps, which a resumed run restores with the optimizer."""
+        if not self.recipe.relu_leak or not self.recipe.relu_leak_epochs:
+            return 0.0
+        first = next(iter(self.optimizers["vae"].state.values()), {})
+        done = int(first.get("step", 0))
+        return self.recipe.relu_leak * max(0.0, 1 - done / (self.recipe.relu_leak_epochs * self.steps_per_epoch))
 
     def step(self, images, labels):
-        bce, kl = vae_loss_terms(*self._forward(images))
-        loss = (bce + kl).mean()
-        opt = self.optimizers["vae"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.vae.encoder.leak = self.leak()
+        try:
+            bce, kl = vae_loss_terms(*self._forward(images))
+            loss = (bce + kl).mean()
+            opt = self.optimizers["vae"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        finally:
+            self.vae.encoder.leak = 0.0
         return {"loss": loss.item(), "bce": bce.mean().item(), "kl": kl.mean().item()}
 
     def _forward(self, images):

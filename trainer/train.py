@@ -74,6 +74,7 @@ def train(model: str, recipe: Recipe, run_dir: Path, *, data_dir: Path = DEFAULT
 
     torch.manual_seed(seed)
     task = build_task(model, recipe, dev)
+    task.steps_per_epoch = steps_per_epoch
     schedulers = {name: make_scheduler(opt, recipe, recipe.epochs * steps_per_epoch)
                   for name, opt in task.optimizers.items()}
     start_epoch, history = 1, []
