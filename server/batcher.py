@@ -52,9 +52,19 @@ class Batcher:
         self._full: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._seconds_per_row: float | None = None  # moving average, for the inline decision
+        self._busy = False  # a run is in progress
 
     async def infer(self, rows: np.ndarray, deadline: float | None = None) -> list[np.ndarray]:
         """The model's outputs for ``rows``; a request over ``max_batch`` rows runs in chunks."""
+        if self._can_run_now(len(rows)):
+            # Idle, nothing queued, no delay asked for and a short run: the batch would be
+            # this request alone, so skip the hand-over to the batching task and back.
+            self._metrics.queue_seconds.labels(self.name).observe(0.0)
+            self._busy = True
+            try:
+                return self._timed_run(rows)
+            finally:
+                self._busy = False
         chunks = [rows[i:i + self.max_batch] for i in range(0, len(rows), self.max_batch)]
         if len(self._queue) + len(chunks) > self.max_queue:
             self._metrics.queue_rejections.labels(self.name).inc()
@@ -104,26 +114,46 @@ class Batcher:
             if not batch:
                 continue
             rows = batch[0].rows if len(batch) == 1 else np.concatenate([item.rows for item in batch])
+            self._busy = True
             try:
-                started = time.perf_counter()
-                if self._seconds_per_row is not None and self._seconds_per_row * len(rows) < INLINE_BELOW:
-                    outputs = self._run(rows)
+                if self._is_small(len(rows)):
+                    outputs = self._timed_run(rows)
                 else:
+                    started = time.perf_counter()
                     outputs = await loop.run_in_executor(self._executor, self._run, rows)
-                per_row = (time.perf_counter() - started) / len(rows)
-                self._seconds_per_row = per_row if self._seconds_per_row is None else (
-                    0.9 * self._seconds_per_row + 0.1 * per_row)
+                    self._learn(rows, time.perf_counter() - started)
             except Exception as exc:  # a failed run fails its callers, never the batcher
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
+            finally:
+                self._busy = False
             start = 0
             for item in batch:
                 stop = start + len(item.rows)
                 if not item.future.done():
                     item.future.set_result([out[start:stop] for out in outputs])
                 start = stop
+
+    def _is_small(self, rows: int) -> bool:
+        return self._seconds_per_row is not None and self._seconds_per_row * rows < INLINE_BELOW
+
+    def _can_run_now(self, rows: int) -> bool:
+        return (self.max_delay == 0 and not self._busy and not self._queue and rows <= self.max_batch
+                and self._is_small(rows))
+
+    def _timed_run(self, rows: np.ndarray) -> list[np.ndarray]:
+        """A run on the event loop itself, for runs shorter than a thread hand-over."""
+        started = time.perf_counter()
+        outputs = self._run(rows)
+        self._learn(rows, time.perf_counter() - started)
+        return outputs
+
+    def _learn(self, rows: np.ndarray, seconds: float) -> None:
+        per_row = seconds / len(rows)
+        self._seconds_per_row = per_row if self._seconds_per_row is None else (
+            0.9 * self._seconds_per_row + 0.1 * per_row)
 
     def _take(self) -> list[_Item]:
         """The next batch: queued requests in order up to ``max_batch`` rows, leaving out
