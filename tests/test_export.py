@@ -1,5 +1,6 @@
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -59,6 +60,12 @@ def test_manifest_describes_the_file(tiny_repository):
     assert gan["parameters"] == 1_486_352
     assert {"frechet_distance", "inception_score", "digit_share"} <= set(gan["metrics"])
     assert "test_neg_elbo" in json.loads((tiny_repository / "vae_decoder/1/manifest.json").read_text())["metrics"]
+
+
+def test_the_evaluation_report_names_the_written_versions(tiny_repository):
+    report = json.loads((tiny_repository / "evaluation.json").read_text())
+    assert report["models"]["gan_generator"] == str(tiny_repository / "gan_generator" / "1" / "model.onnx")
+    assert all(Path(path).is_file() for path in report["models"].values())
 
 
 def test_onnx_matches_pytorch(tiny_run, tiny_repository):

@@ -203,6 +203,7 @@ def export_repository(run_dir: Path, repository: Path, data_dir: Path = DEFAULT_
             os.rename(stage, final)  # fails rather than replace an existing version
             written.append(final)
             del staged[spec.name]
+            report["models"][spec.name] = str(final / "model.onnx")  # not the staging folder it was evaluated in
         (repository / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
         return written
     finally:

@@ -51,7 +51,7 @@ PROFILES: dict[str, dict[str, Recipe]] = {
     "full": {
         "vae": Recipe(epochs=60, optimizer="adam", lr=2e-3, schedule="cosine", relu_leak=0.2,
                       relu_leak_epochs=5),
-        "gan": Recipe(epochs=40, optimizer="adam", lr=2e-4, schedule="cosine", r1_gamma=10.0),
+        "gan": Recipe(epochs=40, optimizer="adam", lr=2e-4, schedule="cosine", r1_gamma=2.0),
         "dae": Recipe(epochs=5, schedule="cosine", salt_max=0.35),
         "classifier": Recipe(epochs=10, schedule="cosine"),
     },
