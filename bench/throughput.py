@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -27,11 +28,13 @@ import onnxruntime as ort
 from client import AsyncGenerativeClient
 from client import _calls
 from genserve.codec import to_tensor
+from genserve.repository import newest_versions
 from genserve.v1 import generative_pb2 as pb
 
 from . import echo
 from .load import Result, drive
 from .processes import ROOT, start_echo, start_server
+from server.settings import Settings
 
 RPCS = {  # name: (model in the repository, shape of one input row)
     "Sample gan": ("gan_generator", (100,)),
@@ -73,13 +76,13 @@ def payloads(rpc: str, n: int, seed: int = 0):
     return _calls.encode_request(images, 2**62).ByteSize(), response.ByteSize(), images
 
 
-def in_process(repository: str, model: str, row_shape: tuple[int, ...], n: int, runs: int) -> float:
+def in_process(repository: str, model: str, row_shape: tuple[int, ...], n: int, runs: int, threads: int) -> float:
     """Median seconds of one onnxruntime run at batch n, with the server's session options."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = available_threads()
+    options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(f"{repository}/{model}/1/model.onnx", options,
-                                   providers=["CPUExecutionProvider"])
+    path = newest_versions(Path(repository))[model].path  # the version the server serves
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((n, *row_shape), dtype=np.float32)}
     for _ in range(3):
         session.run(None, feed)
@@ -162,12 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rpcs", nargs="+", default=list(RPCS), choices=list(RPCS), metavar="RPC")
     parser.add_argument("--quick", action="store_true", help="a few hundred requests in all: checks that it runs")
     parser.add_argument("--server-args", default="", help="extra flags for python -m server")
+    parser.add_argument("--intra-op-threads", type=int, default=Settings().threads_per_run,
+                        help="onnxruntime threads, for the server and for the in-process limit alike "
+                             "(default: the server's default on this machine)")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.n, args.concurrency, args.rpcs = 40, [1, 16], [1, 8], ["Sample gan", "Denoise"]
 
     print(f"machine: {machine()}", flush=True)
-    server = start_server(args.model_repository, *args.server_args.split())
+    server_args = ["--intra-op-threads", str(args.intra_op_threads), *args.server_args.split()]
+    print(f"onnxruntime intra-op threads: {args.intra_op_threads}", flush=True)
+    server = start_server(args.model_repository, *server_args)
     echo_server = start_echo()
     cells: list[Cell] = []
     try:
@@ -176,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             model, row_shape = RPCS[rpc]
             for n in args.n:
                 ort_seconds = in_process(args.model_repository, model, row_shape, n,
-                                         runs=5 if args.quick else max(10, 2000 // n))
+                                         runs=5 if args.quick else max(10, 2000 // n),
+                                         threads=args.intra_op_threads)
                 request_bytes, response_bytes, arg = payloads(rpc, n)
                 for concurrency in args.concurrency:
                     count = requests_for(n, args.requests, concurrency)
@@ -192,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         unbatched = None
         if not args.quick and "Sample gan" in args.rpcs and 1 in args.n and 64 in args.concurrency:
             server.stop()
-            server = start_server(args.model_repository, "--max-batch-size", "1", *args.server_args.split())
+            server = start_server(args.model_repository, "--max-batch-size", "1", *server_args)
             unbatched = asyncio.run(drive_server(server.target, "Sample gan", 1, None,
                                                  requests_for(1, args.requests, 64), 64))
         print_targets(cells, unbatched)
