@@ -44,7 +44,7 @@ def images_from_proto(tensor: pb.Tensor, field: str, max_batch: int) -> np.ndarr
     array = _array(tensor, field, max_batch, (pb.DATA_TYPE_UINT8, pb.DATA_TYPE_FLOAT32),
                    ((28, 28), (1, 28, 28)), "[N,28,28] or [N,1,28,28]")
     if array.dtype == np.uint8:
-        return (array.reshape(-1, 1, 28, 28).astype(np.float32) / np.float32(255))
+        return np.divide(array.reshape(-1, 1, 28, 28), np.float32(255), dtype=np.float32)
     if not np.isfinite(array).all():
         raise InvalidArgument(f"{field}.data: NaN or infinite pixel values")
     if array.min() < 0 or array.max() > 1:
@@ -75,4 +75,8 @@ def images_to_proto(images: np.ndarray, fmt: int) -> pb.Tensor:
     images = images.reshape(-1, 28, 28)
     if fmt == pb.IMAGE_FORMAT_FLOAT32:
         return to_tensor(np.clip(images, 0, 1).astype(np.float32))
-    return to_tensor(np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8))
+    # The same bytes as rint(clip(x, 0, 1) * 255), with one temporary instead of three:
+    # a Sample of 256 images converts 200,000 pixels.
+    scaled = np.multiply(images, np.float32(255), dtype=np.float32)
+    np.clip(scaled, 0, 255, out=scaled)
+    return to_tensor(np.rint(scaled, out=scaled).astype(np.uint8))
