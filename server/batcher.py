@@ -66,7 +66,9 @@ class Batcher:
             finally:
                 self._busy = False
         chunks = [rows[i:i + self.max_batch] for i in range(0, len(rows), self.max_batch)]
-        if len(self._queue) + len(chunks) > self.max_queue:
+        # The bound counts waiting chunks; a request is admitted whole while there is room,
+        # so that a request of more chunks than the bound is not refused forever.
+        if len(self._queue) >= self.max_queue:
             self._metrics.queue_rejections.labels(self.name).inc()
             raise QueueFull(f"{self.name}: the queue holds its maximum of {self.max_queue} requests; "
                             "retry later or add replicas")

@@ -92,3 +92,13 @@ def test_a_deadline_that_passes_in_the_queue_costs_no_model_run(batching_server)
     time.sleep(0.6)  # past the queue delay: the batcher has looked at the queue again
     assert batching_server.metric("genserve_batch_size_count", **GAN) == runs
     assert batching_server.metric("genserve_queue_depth", **GAN) == 0
+
+
+def test_a_request_of_more_chunks_than_the_queue_holds_is_served(tiny_repository, onnx_gan):
+    server = ServerProcess(tiny_repository, "--max-batch-size", "4", "--max-queue-size", "2").wait_ready()
+    try:
+        with GenerativeClient(server.target, retries=0) as client:
+            images = client.sample_digits(n=20, seed=3, as_float=True)  # 5 chunks of 4
+        assert np.array_equal(images, expected_gan(onnx_gan, 20, 3))
+    finally:
+        assert server.stop() == 0, server.log
