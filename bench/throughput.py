@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import platform
 import statistics
 import sys
@@ -34,7 +33,7 @@ from genserve.v1 import generative_pb2 as pb
 from . import echo
 from .load import Result, drive
 from .processes import ROOT, start_echo, start_server
-from server.settings import Settings
+from server.settings import Settings, available_cores
 
 RPCS = {  # name: (model in the repository, shape of one input row)
     "Sample gan": ("gan_generator", (100,)),
@@ -94,10 +93,6 @@ def in_process(repository: str, model: str, row_shape: tuple[int, ...], n: int, 
     return statistics.median(times)
 
 
-def available_threads() -> int:
-    return len(os.sched_getaffinity(0))
-
-
 async def drive_server(target: str, rpc: str, n: int, arg, requests: int, concurrency: int) -> Result:
     async with AsyncGenerativeClient(target, retries=0, timeout=120) as client:
         if rpc.startswith("Sample"):
@@ -151,7 +146,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {available_threads()} cores, Python {platform.python_version()}, "
+    return (f"{cpu}, {available_cores()} cores, Python {platform.python_version()}, "
             f"onnxruntime {ort.__version__}, grpcio {grpc.__version__}")
 
 

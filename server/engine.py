@@ -70,7 +70,8 @@ class Engine:
         self.settings = settings
         self.metrics = metrics
         self.models: dict[str, LoadedModel] = {}
-        # One thread per model: each model's batcher runs one batch at a time.
+        # Runs too long for the event loop; each model's batcher runs one batch at a time,
+        # so one thread per model is busy at most.
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="onnxruntime")
 
     def load(self) -> None:

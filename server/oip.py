@@ -15,7 +15,7 @@ from .engine import Engine, LoadedModel
 from .errors import InvalidArgument, ModelNotFound, NotReady
 from .servicer import GenerativeServicer, current_model, deadline
 from .settings import Settings
-from .tensors import MAX_LATENT
+from .tensors import check_latents, check_pixels
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 PLATFORM = "onnxruntime_onnx"  # Triton's name for ONNX models on onnxruntime
@@ -127,14 +127,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 raise InvalidArgument(f"inputs[0].contents.fp32_contents: {len(values)} values, but shape "
                                       f"{shape} needs {count}")
             array = np.asarray(values, np.float32)
-        if not np.isfinite(array).all():
-            raise InvalidArgument(f"inputs[0]: NaN or infinite values in {node.name}")
-        if node.name in IMAGE_INPUTS:
-            if array.min() < 0 or array.max() > 1:
-                raise InvalidArgument(f"inputs[0]: {node.name} pixels must lie in [0, 1], got "
-                                      f"[{array.min():.4g}, {array.max():.4g}]")
-        elif np.abs(array).max() > MAX_LATENT:
-            raise InvalidArgument(f"inputs[0]: {node.name} values must lie in [-{MAX_LATENT:g}, {MAX_LATENT:g}]")
+        check = check_pixels if node.name in IMAGE_INPUTS else check_latents
+        check(array, f"inputs[0] ({node.name})")
         return np.ascontiguousarray(array.reshape(shape), np.float32)
 
 

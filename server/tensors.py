@@ -45,23 +45,33 @@ def images_from_proto(tensor: pb.Tensor, field: str, max_batch: int) -> np.ndarr
                    ((28, 28), (1, 28, 28)), "[N,28,28] or [N,1,28,28]")
     if array.dtype == np.uint8:
         return np.divide(array.reshape(-1, 1, 28, 28), np.float32(255), dtype=np.float32)
-    if not np.isfinite(array).all():
-        raise InvalidArgument(f"{field}.data: NaN or infinite pixel values")
-    if array.min() < 0 or array.max() > 1:
-        raise InvalidArgument(f"{field}.data: float32 pixels must lie in [0, 1], got "
-                              f"[{array.min():.4g}, {array.max():.4g}]")
+    check_pixels(array, f"{field}.data")
     return np.ascontiguousarray(array.reshape(-1, 1, 28, 28), np.float32)
 
 
 def latents_from_proto(tensor: pb.Tensor, field: str, max_batch: int) -> np.ndarray:
     """float32 [N,2] -> float32 [N,2], finite and within +-MAX_LATENT."""
     array = _array(tensor, field, max_batch, (pb.DATA_TYPE_FLOAT32,), ((2,),), "[N,2]")
-    if not np.isfinite(array).all():
-        raise InvalidArgument(f"{field}.data: NaN or infinite values")
-    if np.abs(array).max() > MAX_LATENT:
-        raise InvalidArgument(f"{field}.data: values must lie in [-{MAX_LATENT:g}, {MAX_LATENT:g}], got "
-                              f"{np.abs(array).max():.4g}")
+    check_latents(array, f"{field}.data")
     return np.ascontiguousarray(array, np.float32)
+
+
+def check_pixels(array: np.ndarray, where: str) -> None:
+    """float32 pixels: finite and in [0, 1]. Both APIs' image inputs pass through here."""
+    if not np.isfinite(array).all():
+        raise InvalidArgument(f"{where}: NaN or infinite pixel values")
+    if array.min() < 0 or array.max() > 1:
+        raise InvalidArgument(f"{where}: float32 pixels must lie in [0, 1], got "
+                              f"[{array.min():.4g}, {array.max():.4g}]")
+
+
+def check_latents(array: np.ndarray, where: str) -> None:
+    """Latents or noise: finite and within +-MAX_LATENT."""
+    if not np.isfinite(array).all():
+        raise InvalidArgument(f"{where}: NaN or infinite values")
+    if np.abs(array).max() > MAX_LATENT:
+        raise InvalidArgument(f"{where}: values must lie in [-{MAX_LATENT:g}, {MAX_LATENT:g}], got "
+                              f"{np.abs(array).max():.4g}")
 
 
 def image_format(value: int, field: str = "image_format") -> int:

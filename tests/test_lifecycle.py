@@ -1,6 +1,5 @@
 """Start-up, health transitions, refusal of bad repositories, and draining."""
 
-import asyncio
 import json
 import shutil
 import signal
@@ -14,7 +13,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client import GenerativeClient, GenserveError
-from genserve.v1 import generative_pb2, generative_pb2_grpc
 from conftest import ROOT, ServerProcess
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING

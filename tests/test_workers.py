@@ -1,7 +1,6 @@
 """--workers 2: two processes share the port, both serve, and the metrics port
 reports the requests of both."""
 
-import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from client import GenerativeClient
