@@ -20,6 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m client", description="Call a genserve server.")
     parser.add_argument("--target", default="localhost:50051", help="server host:port (default: localhost:50051)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: 30)")
+    parser.add_argument("--ca", type=Path, metavar="PEM", help="TLS: the CA that signed the server's certificate")
+    parser.add_argument("--cert", type=Path, metavar="PEM", help="mutual TLS: this client's certificate")
+    parser.add_argument("--key", type=Path, metavar="PEM", help="mutual TLS: this client's private key")
+    parser.add_argument("--token-file", type=Path, metavar="FILE",
+                        help="send the bearer token in FILE (its first line) with every call")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("sample", help="generate digits into a PNG grid")
@@ -38,10 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _first_line(path: Path) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines()
+                 if line.strip() and not line.lstrip().startswith("#")]
+    except OSError as exc:
+        raise ValueError(f"--token-file {path}: cannot read it ({exc.strerror})") from None
+    if not lines:
+        raise ValueError(f"--token-file {path}: the file is empty")
+    return lines[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with GenerativeClient(args.target, timeout=args.timeout) as client:
+        token = _first_line(args.token_file) if args.token_file else None
+        with GenerativeClient(args.target, timeout=args.timeout, ca_cert=args.ca, client_cert=args.cert,
+                              client_key=args.key, token=token) as client:
             if args.command == "sample":
                 path = write_grid(client.sample_digits(args.n, args.model, args.seed), args.out, scale=args.scale)
                 print(f"wrote {args.n} {args.model} digits to {path}")

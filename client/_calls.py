@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -90,3 +91,45 @@ def backoff(attempt: int, base: float = 0.1, cap: float = 2.0) -> float:
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
     return [("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes)]
+
+
+PEM = str | Path | bytes | None  # a PEM file's path, or its bytes
+
+
+def _pem(value, what: str) -> bytes | None:
+    """PEM bytes as given, or read from a path."""
+    if value is None or isinstance(value, bytes):
+        return value
+    try:
+        return Path(value).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{what} {value}: cannot read it ({exc.strerror})") from None
+
+
+def channel_credentials(credentials: grpc.ChannelCredentials | None, ca_cert, client_cert,
+                        client_key) -> grpc.ChannelCredentials | None:
+    """TLS credentials from PEM files or bytes: ``ca_cert`` to trust the server (None:
+    the system's roots), ``client_cert`` and ``client_key`` for mutual TLS. None, and
+    no ``credentials``, means plaintext."""
+    if (client_cert is None) != (client_key is None):
+        raise ValueError("client_cert and client_key go together")
+    if credentials is not None:
+        if ca_cert is not None or client_cert is not None:
+            raise ValueError("give either credentials or ca_cert/client_cert/client_key, not both")
+        return credentials
+    if ca_cert is None and client_cert is None:
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=_pem(ca_cert, "ca_cert"),
+                                        private_key=_pem(client_key, "client_key"),
+                                        certificate_chain=_pem(client_cert, "client_cert"))
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
+    """The bearer token as call metadata. Sent on plaintext channels too, for servers
+    behind a TLS-terminating proxy; use TLS wherever the network is not trusted."""
+    if token is None:
+        return None
+    token = token.strip()
+    if not token:
+        raise ValueError("token is empty")
+    return (("authorization", f"Bearer {token}"),)

@@ -29,8 +29,12 @@ class AsyncGenerativeClient:
 
     def __init__(self, target: str = "localhost:50051", *, timeout: float = 30.0, retries: int = 3,
                  credentials: grpc.ChannelCredentials | None = None,
+                 ca_cert: _calls.PEM = None, client_cert: _calls.PEM = None, client_key: _calls.PEM = None,
+                 token: str | None = None,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         options = _calls.channel_options(max_message_bytes)
+        credentials = _calls.channel_credentials(credentials, ca_cert, client_cert, client_key)
+        self._metadata = _calls.call_metadata(token)
         self._channel = (grpc.aio.secure_channel(target, credentials, options) if credentials
                          else grpc.aio.insecure_channel(target, options))
         self._stub = pb_grpc.GenerativeServiceStub(self._channel)
@@ -50,7 +54,7 @@ class AsyncGenerativeClient:
     async def _call(self, method, request, timeout: float | None = None):
         for attempt in range(self.retries + 1):
             try:
-                return await method(request, timeout=timeout or self.timeout)
+                return await method(request, timeout=timeout or self.timeout, metadata=self._metadata)
             except grpc.RpcError as error:
                 if error.code() not in _calls.RETRYABLE or attempt == self.retries:
                     raise GenserveError.from_rpc_error(error) from None

@@ -33,13 +33,21 @@ class GenerativeClient:
         timeout: seconds each call may take, retries included in none of them.
         retries: extra attempts on UNAVAILABLE (a server starting, draining or
             restarting), with jittered exponential backoff. Other errors are not retried.
-        credentials: ``grpc.ssl_channel_credentials(...)`` for TLS; None for plaintext.
+        credentials: ``grpc.ssl_channel_credentials(...)`` for TLS; or, simpler:
+        ca_cert: PEM (path or bytes) of the CA that signed the server's certificate;
+            TLS with it (plaintext when neither it nor ``credentials`` is given).
+        client_cert, client_key: PEM (paths or bytes) for mutual TLS.
+        token: bearer token sent as ``authorization: Bearer <token>`` on every call.
     """
 
     def __init__(self, target: str = "localhost:50051", *, timeout: float = 30.0, retries: int = 3,
                  credentials: grpc.ChannelCredentials | None = None,
+                 ca_cert: _calls.PEM = None, client_cert: _calls.PEM = None, client_key: _calls.PEM = None,
+                 token: str | None = None,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         options = _calls.channel_options(max_message_bytes)
+        credentials = _calls.channel_credentials(credentials, ca_cert, client_cert, client_key)
+        self._metadata = _calls.call_metadata(token)
         self._channel = (grpc.secure_channel(target, credentials, options) if credentials
                          else grpc.insecure_channel(target, options))
         self._stub = pb_grpc.GenerativeServiceStub(self._channel)
@@ -59,7 +67,7 @@ class GenerativeClient:
     def _call(self, method, request, timeout: float | None = None):
         for attempt in range(self.retries + 1):
             try:
-                return method(request, timeout=timeout or self.timeout)
+                return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
             except grpc.RpcError as error:
                 if error.code() not in _calls.RETRYABLE or attempt == self.retries:
                     raise GenserveError.from_rpc_error(error) from None

@@ -22,6 +22,7 @@ from .errors import RepositoryError, StartupError
 from .interceptors import ErrorsAndMetrics
 from .metrics import Metrics
 from .oip import SERVICE as OIP_SERVICE, InferenceServicer
+from .security import BearerTokens, describe, read_tokens, server_credentials
 from .servicer import GenerativeServicer
 from .settings import Settings
 
@@ -54,8 +55,14 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY) ->
     engine = Engine(settings, metrics)
     limit = settings.max_message_bytes
     gate = ErrorsAndMetrics(metrics, (SERVICE, OIP_SERVICE))
+    interceptors: list[grpc.aio.ServerInterceptor] = [gate]
+    if settings.auth_token_file is not None:
+        tokens = read_tokens(settings.auth_token_file)
+        interceptors.insert(0, BearerTokens(tokens, metrics, open_health=not settings.auth_health))
+    credentials = (server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+                   if settings.tls_cert is not None else None)
     server = grpc.aio.server(
-        interceptors=[gate],
+        interceptors=interceptors,
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                  # Worker processes share the port; a lone server must not share it by accident.
                  ("grpc.so_reuseport", 1 if settings.workers > 1 else 0)])
@@ -65,7 +72,9 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY) ->
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE, OIP_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    port = (server.add_secure_port(address, credentials) if credentials is not None
+            else server.add_insecure_port(address))
     if port == 0:
         raise StartupError(f"cannot listen on {settings.host}:{settings.port}")
     return App(server, port, gate, health_servicer, servicer, engine, metrics)
@@ -77,7 +86,11 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     As one of several ``worker`` processes (server/workers.py) it serves no metrics
     endpoint of its own: the supervisor serves the metrics of all of them.
     """
-    app = create_server(settings)
+    try:
+        app = create_server(settings)
+    except StartupError as exc:
+        log.error("cannot serve: %s", exc.reason)
+        return 1
     metrics_server = None
     if worker is None:
         metrics_server, _ = start_http_server(settings.metrics_port, settings.metrics_host)
@@ -86,6 +99,7 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     if metrics_server is not None:
         log.info("listening on %s:%d, metrics on http://%s:%d/metrics", settings.host, app.port,
                  settings.metrics_host, metrics_server.server_port)
+        log.info("%s", describe(settings))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -34,6 +34,9 @@ class Metrics:
         self.queue_rejections = Counter(
             "genserve_queue_rejections", "Requests refused because the model's queue was full.",
             ["model"], registry=registry)
+        self.unauthenticated = Counter(
+            "genserve_unauthenticated_requests", "Calls refused for a missing, malformed or invalid bearer token.",
+            ["rpc", "reason"], registry=registry)
         self.in_flight = Gauge(
             "genserve_requests_in_flight", "gRPC requests being handled now.", registry=registry,
             multiprocess_mode="livesum")

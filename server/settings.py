@@ -31,6 +31,11 @@ class Settings:
     workers: int = 1
     grace_period: float = 10.0
     log_level: str = "INFO"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    auth_token_file: Path | None = None
+    auth_health: bool = False
 
     @property
     def max_message_bytes(self) -> int:
@@ -56,6 +61,15 @@ def available_cores() -> int:
 
 def _env(name: str, default):
     return os.environ.get(f"GENSERVE_{name}", default)
+
+
+def _optional_path(name: str) -> Path | None:
+    value = os.environ.get(f"GENSERVE_{name}")
+    return Path(value) if value else None
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(f"GENSERVE_{name}", "").lower() in ("1", "true", "yes", "on")
 
 
 def _providers(text: str) -> tuple[str, ...]:
@@ -159,10 +173,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds in-flight calls get to finish on SIGTERM/SIGINT [GENSERVE_GRACE_PERIOD]")
     p.add_argument("--log-level", type=_one_of(*LOG_LEVELS), metavar="{" + ",".join(LOG_LEVELS) + "}",
                    default=_env("LOG_LEVEL", d.log_level), help="[GENSERVE_LOG_LEVEL]")
+    security = p.add_argument_group("security", "TLS, mutual TLS and bearer tokens; all off by default. "
+                                                "Bind --metrics-host to an internal interface when the gRPC "
+                                                "port faces the outside.")
+    security.add_argument("--tls-cert", type=Path, default=_optional_path("TLS_CERT"), metavar="PEM",
+                          help="serve TLS with this certificate chain (needs --tls-key) [GENSERVE_TLS_CERT]")
+    security.add_argument("--tls-key", type=Path, default=_optional_path("TLS_KEY"), metavar="PEM",
+                          help="the certificate's private key [GENSERVE_TLS_KEY]")
+    security.add_argument("--tls-client-ca", type=Path, default=_optional_path("TLS_CLIENT_CA"), metavar="PEM",
+                          help="mutual TLS: refuse clients without a certificate signed by this CA "
+                               "[GENSERVE_TLS_CLIENT_CA]")
+    security.add_argument("--auth-token-file", type=Path, default=_optional_path("AUTH_TOKEN_FILE"),
+                          metavar="FILE", help="require 'authorization: Bearer <token>' on every call, the "
+                                               "tokens one per line in FILE [GENSERVE_AUTH_TOKEN_FILE]")
+    security.add_argument("--auth-health", action="store_true", default=_flag("AUTH_HEALTH"),
+                          help="require the token on the health service too; by default it stays open for "
+                               "probes [GENSERVE_AUTH_HEALTH]")
     return p
 
 
 def parse(argv: list[str] | None = None) -> Settings:
     """Flags over ``GENSERVE_*`` variables over defaults. argparse runs the same type
     checks on a variable's text as on a flag's."""
-    return Settings(**vars(build_parser().parse_args(argv)))
+    parser = build_parser()
+    settings = Settings(**vars(parser.parse_args(argv)))
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if settings.tls_client_ca is not None and settings.tls_cert is None:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+    if settings.auth_health and settings.auth_token_file is None:
+        parser.error("--auth-health needs --auth-token-file")
+    return settings

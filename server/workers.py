@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
 
+from .security import describe
 from .settings import Settings
 
 log = logging.getLogger("server")
@@ -57,6 +58,7 @@ def run_workers(settings: Settings) -> int:
     metrics_server, _ = start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)
     log.info("listening on %s:%d, metrics on http://%s:%d/metrics", settings.host, settings.port,
              settings.metrics_host, metrics_server.server_port)
+    log.info("%s", describe(settings))
     log.info("starting %d workers, %d onnxruntime threads each", settings.workers, settings.threads_per_run)
 
     context = multiprocessing.get_context("spawn")  # no forked gRPC or onnxruntime state

@@ -120,8 +120,8 @@ class ServerProcess:
             raise AssertionError(f"server did not start listening:\n{self.log}")
         return self
 
-    def wait_ready(self, timeout: float = 60) -> "ServerProcess":
-        """Until the health service reports SERVING."""
+    def wait_ready(self, timeout: float = 60, credentials=None) -> "ServerProcess":
+        """Until the health service reports SERVING (over TLS with ``credentials``)."""
         import time
 
         import grpc
@@ -129,7 +129,8 @@ class ServerProcess:
 
         self.wait_listening(timeout)
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.target) as channel:
+        channel = grpc.secure_channel(self.target, credentials) if credentials else grpc.insecure_channel(self.target)
+        with channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 try:
@@ -141,6 +142,12 @@ class ServerProcess:
                     break
                 time.sleep(0.05)
         raise AssertionError(f"server never reported SERVING:\n{self.log}")
+
+    def wait_ready_logged(self, timeout: float = 60) -> "ServerProcess":
+        """Until the server logs that it is ready: for servers whose health needs a secret."""
+        if not self._ready.wait(timeout):
+            raise AssertionError(f"server never logged that it is ready:\n{self.log}")
+        return self
 
     def stop(self, timeout: float = 30) -> int:
         import signal
