@@ -64,15 +64,16 @@ class ServerProcess:
 
     started: list["ServerProcess"] = []  # every one, so that a failed test leaves none behind
 
-    def __init__(self, repository: Path, *args: str, env: dict | None = None):
+    def __init__(self, repository: Path, *args: str, env: dict | None = None, python: str = sys.executable,
+                 cwd: Path = ROOT):
         import os
         import re
         import threading
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--model-repository", str(repository), "--host", "127.0.0.1",
+            [python, "-m", "server", "--model-repository", str(repository), "--host", "127.0.0.1",
              "--port", "0", "--metrics-host", "127.0.0.1", "--metrics-port", "0", *args],
-            cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+            cwd=cwd, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
         ServerProcess.started.append(self)
         self.lines: list[str] = []
         self._listening = threading.Event()

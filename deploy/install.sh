@@ -1,0 +1,19 @@
+#!/bin/sh
+# The install step of every image: a virtualenv at VENV with genserve and one extra.
+# CI runs this same script (tests/test_deploy.py), so the images' installs cannot rot.
+#
+#   deploy/install.sh serve|serve-gpu|train VENV
+set -eu
+extra="${1:?usage: deploy/install.sh serve|serve-gpu|train VENV}"
+venv="${2:?usage: deploy/install.sh serve|serve-gpu|train VENV}"
+case "$extra" in
+    serve|serve-gpu|train) ;;
+    *) echo "deploy/install.sh: unknown extra '$extra' (serve, serve-gpu or train)" >&2; exit 2 ;;
+esac
+python3 -m venv "$venv"
+"$venv/bin/pip" install --no-cache-dir --quiet --upgrade pip
+if [ "$extra" = train ]; then
+    # As in the README: this torch first, so that the range in pyproject.toml pulls no other.
+    "$venv/bin/pip" install --no-cache-dir --quiet torch==2.13.0
+fi
+"$venv/bin/pip" install --no-cache-dir --quiet ".[$extra]"
