@@ -88,12 +88,32 @@ def _train_all(args, models) -> dict[str, Path]:
         recipe = recipe_for(args.profile, model, epochs=args.epochs, batch_size=args.batch_size,
                             train_len=args.train_len)
         log.info("training %s: %s", model, recipe)
-        paths[model] = train(model, recipe, args.run_dir, data_dir=args.data_dir, device=args.device,
+        paths[model] = train(model, recipe, args.run_dir, data_dir=args.data_dir, device=args.train_device,
                              seed=args.seed, resume=args.resume, progress=not args.no_progress)
     return paths
 
 
 def run(args) -> int:
+    if args.command in ("train", "export"):
+        from . import distributed
+        world, args.train_device = distributed.start(args.device)
+        try:
+            return _train_or_export(args, world)
+        finally:
+            distributed.stop()
+    if args.command == "evaluate":
+        from .evaluate import evaluate_repository
+        report = evaluate_repository(args.model_repository, data_dir=args.data_dir,
+                                     samples=args.samples, seed=args.seed)
+        text = json.dumps(report, indent=2)
+        print(text)
+        if args.out:
+            args.out.write_text(text + "\n")
+        return 0
+    raise AssertionError(args.command)
+
+
+def _train_or_export(args, world) -> int:
     if args.command == "train":
         _train_all(args, MODELS if args.model == "all" else (args.model,))
         log.info("checkpoints, metrics and pictures are in %s", args.run_dir)
@@ -104,18 +124,10 @@ def run(args) -> int:
         if run_dir is None:
             _train_all(args, MODELS)
             run_dir = args.run_dir
-        for path in export_repository(run_dir, args.model_repository, data_dir=args.data_dir,
-                                      samples=args.samples):
-            print(path)
-        return 0
-    if args.command == "evaluate":
-        from .evaluate import evaluate_repository
-        report = evaluate_repository(args.model_repository, data_dir=args.data_dir,
-                                     samples=args.samples, seed=args.seed)
-        text = json.dumps(report, indent=2)
-        print(text)
-        if args.out:
-            args.out.write_text(text + "\n")
+        if world.is_main:  # one export, by rank 0
+            for path in export_repository(run_dir, args.model_repository, data_dir=args.data_dir,
+                                          samples=args.samples):
+                print(path)
         return 0
     raise AssertionError(args.command)
 

@@ -25,6 +25,7 @@ class Recipe:
     # With a plain ReLU from the start, 13 of the 16 units die in the first epoch.
     relu_leak: float = 0.0
     relu_leak_epochs: float = 0.0
+    weight_decay: float = 0.0  # Adam only: decoupled weight decay (AdamW); 0: plain Adam
 
 
 PROFILES: dict[str, dict[str, Recipe]] = {

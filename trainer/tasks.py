@@ -27,6 +27,8 @@ EVAL_BATCH = 500
 def make_optimizer(params, recipe: Recipe, betas: tuple[float, float] = (0.9, 0.999)):
     if recipe.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=recipe.lr, alpha=0.9, eps=1e-7)  # Keras' defaults
+    if recipe.optimizer == "adam" and recipe.weight_decay:
+        return torch.optim.AdamW(params, lr=recipe.lr, betas=betas, weight_decay=recipe.weight_decay)
     if recipe.optimizer == "adam":
         return torch.optim.Adam(params, lr=recipe.lr, betas=betas)
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
@@ -55,6 +57,10 @@ class Task:
     def step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
 
+    def distribute(self, wrap) -> None:
+        """Train through ``wrap(module)`` (DistributedDataParallel under torchrun) from now
+        on. Evaluation and pictures keep using the plain modules, on rank 0 alone."""
+
     @torch.no_grad()
     def test_metrics(self, test: Split, device: torch.device) -> dict[str, float]:
         return {}
@@ -79,9 +85,13 @@ class VAETask(Task):
 
     def __init__(self, recipe: Recipe):
         self.vae = VAE()
+        self.net = self.vae  # what a training step calls
         self.modules = {"encoder": self.vae.encoder, "decoder": self.vae.decoder}
         self.optimizers = {"vae": make_optimizer(self.vae.parameters(), recipe)}
         self.recipe = recipe
+
+    def distribute(self, wrap):
+        self.net = wrap(self.vae)
 
     def leak(self) -> float:
         """The encoder ReLU's negative slope for the next step. Counted in the optimizer's
@@ -95,7 +105,7 @@ class VAETask(Task):
     def step(self, images, labels):
         self.vae.encoder.leak = self.leak()
         try:
-            bce, kl = vae_loss_terms(*self._forward(images))
+            bce, kl = vae_loss_terms(*self._forward(images, self.net))
             loss = (bce + kl).mean()
             opt = self.optimizers["vae"]
             opt.zero_grad(set_to_none=True)
@@ -105,8 +115,8 @@ class VAETask(Task):
             self.vae.encoder.leak = 0.0
         return {"loss": loss.item(), "bce": bce.mean().item(), "kl": kl.mean().item()}
 
-    def _forward(self, images):
-        logits, mean, log_var = self.vae(images)
+    def _forward(self, images, net=None):
+        logits, mean, log_var = (net or self.vae)(images)
         return logits, images, mean, log_var
 
     @torch.no_grad()
@@ -146,6 +156,8 @@ class GANTask(Task):
     def __init__(self, recipe: Recipe):
         self.generator, self.discriminator = Generator(), Discriminator()
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.train_generator, self.train_discriminator = self.generator, self.discriminator
+        self.joint_discriminator_pass = False
         self.r1_gamma = recipe.r1_gamma
         self.modules = {"generator": self.generator, "discriminator": self.discriminator,
                         "generator_ema": self.generator_ema}
@@ -154,14 +166,22 @@ class GANTask(Task):
             "discriminator": make_optimizer(self.discriminator.parameters(), recipe, betas=(0.5, 0.999)),
         }
 
+    def distribute(self, wrap):
+        self.train_generator, self.train_discriminator = wrap(self.generator), wrap(self.discriminator)
+        # DistributedDataParallel takes one forward pass per backward pass.
+        self.joint_discriminator_pass = self.train_discriminator is not self.discriminator
+
     def step(self, images, labels):
         real = images * 2 - 1  # tanh range
         n = len(real)
-        fake = self.generator(torch.randn(n, NOISE_DIM, device=real.device))
+        fake = self.train_generator(torch.randn(n, NOISE_DIM, device=real.device))
         ones, zeros = real.new_ones(n, 1), real.new_zeros(n, 1)
 
         real.requires_grad_(self.r1_gamma > 0)
-        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
+        if self.joint_discriminator_pass:
+            d_real, d_fake = self.train_discriminator(torch.cat([real, fake.detach()])).split(n)
+        else:
+            d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
         d_loss = (F.binary_cross_entropy_with_logits(d_real, ones * self.REAL_LABEL)
                   + F.binary_cross_entropy_with_logits(d_fake, zeros))
         if self.r1_gamma > 0:
@@ -173,7 +193,8 @@ class GANTask(Task):
         d_loss.backward()
         opt_d.step()
 
-        # Non-saturating generator loss: maximise log D(G(z)).
+        # Non-saturating generator loss: maximise log D(G(z)). D is frozen here, so the plain
+        # module serves: there is no gradient of D to synchronise.
         self.discriminator.requires_grad_(False)
         g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake), ones)
         opt_g = self.optimizers["generator"]
@@ -199,11 +220,23 @@ class GANTask(Task):
         return [pictures.save_grid(images, out / "samples.png", ncol=8)]
 
 
+class _Logits(nn.Module):
+    """The DAE's logits as a forward pass, which DistributedDataParallel needs."""
+
+    def __init__(self, dae: DenoisingAutoencoder):
+        super().__init__()
+        self.dae = dae
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        return self.dae.logits(noisy)
+
+
 class DAETask(Task):
     name = "dae"
 
     def __init__(self, recipe: Recipe):
         self.dae = DenoisingAutoencoder()
+        self.net = _Logits(self.dae)  # what a training step calls
         self.modules = {"dae": self.dae}
         self.optimizers = {"dae": make_optimizer(self.dae.parameters(), recipe)}
         self.salt_max = recipe.salt_max
@@ -212,12 +245,15 @@ class DAETask(Task):
         fraction = torch.rand(len(images), 1, 1, 1, device=images.device) * self.salt_max
         salt = torch.rand_like(images) < fraction
         noisy = torch.where(salt, torch.ones_like(images), images)
-        loss = F.binary_cross_entropy_with_logits(self.dae.logits(noisy), images)
+        loss = F.binary_cross_entropy_with_logits(self.net(noisy), images)
         opt = self.optimizers["dae"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return {"loss": loss.item()}
+
+    def distribute(self, wrap):
+        self.net = wrap(self.net)
 
     @torch.no_grad()
     def test_metrics(self, test, device):
@@ -246,11 +282,15 @@ class ClassifierTask(Task):
 
     def __init__(self, recipe: Recipe):
         self.classifier = Classifier()
+        self.net = self.classifier  # what a training step calls
         self.modules = {"classifier": self.classifier}
         self.optimizers = {"classifier": make_optimizer(self.classifier.parameters(), recipe)}
 
+    def distribute(self, wrap):
+        self.net = wrap(self.classifier)
+
     def step(self, images, labels):
-        loss = F.cross_entropy(self.classifier(images), labels)
+        loss = F.cross_entropy(self.net(images), labels)
         opt = self.optimizers["classifier"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import checkpoints, pictures
+from . import checkpoints, distributed, pictures
 from .data import DEFAULT_DATA_DIR, load_split, to_unit
 from .recipes import Recipe
 from .tasks import TASKS, Task, make_scheduler
@@ -59,8 +59,10 @@ def train(model: str, recipe: Recipe, run_dir: Path, *, data_dir: Path = DEFAULT
     """Train one model; returns the path of its final checkpoint.
 
     A checkpoint is written at the end of every epoch. On KeyboardInterrupt the
-    last one written stays as it was.
+    last one written stays as it was. Under torchrun (trainer/distributed.py) every
+    rank trains on its share of each batch and rank 0 alone writes.
     """
+    world = distributed.world()
     dev = resolve_device(device)
     out = Path(run_dir) / model
     out.mkdir(parents=True, exist_ok=True)
@@ -71,6 +73,8 @@ def train(model: str, recipe: Recipe, run_dir: Path, *, data_dir: Path = DEFAULT
     images = torch.from_numpy(to_unit(train_split.images[:n])).to(dev)
     labels = torch.from_numpy(train_split.labels[:n].astype(np.int64)).to(dev)
     steps_per_epoch = max(1, n // recipe.batch_size)  # full batches only, as the loss is a batch mean
+    if recipe.batch_size % world.size:
+        raise ValueError(f"batch size {recipe.batch_size} does not split evenly across {world.size} processes")
 
     torch.manual_seed(seed)
     task = build_task(model, recipe, dev)
@@ -87,20 +91,22 @@ def train(model: str, recipe: Recipe, run_dir: Path, *, data_dir: Path = DEFAULT
         start_epoch, history = state["epoch"] + 1, state["history"]
         _write_log(log_path, history)  # the log may hold epochs after the checkpoint's
         log.info("%s: resuming after epoch %d from %s", model, state["epoch"], ckpt_path)
-    elif log_path.exists():
+    elif log_path.exists() and world.is_main:
         log_path.unlink()
+    task.distribute(world.wrap)  # after a resume's restore: DDP starts from rank 0's weights
 
     for epoch in range(start_epoch, recipe.epochs + 1):
         # Seeded per epoch so a resumed run draws the same batches and noise.
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).to(dev)
-        torch.manual_seed(seed * 100_003 + epoch)
+        # Each rank draws its own noise; rank 0 (and a single process) as before.
+        torch.manual_seed(seed * 100_003 + epoch + 1_000_003 * world.rank)
         task.train(True)
         sums: dict[str, float] = {}
         started = time.perf_counter()
-        bar = tqdm(range(steps_per_epoch), desc=f"{model} {epoch}/{recipe.epochs}", disable=not progress,
-                   leave=False, unit="batch")
+        bar = tqdm(range(steps_per_epoch), desc=f"{model} {epoch}/{recipe.epochs}",
+                   disable=not progress or not world.is_main, leave=False, unit="batch")
         for i in bar:
-            idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]
+            idx = world.shard(order[i * recipe.batch_size:(i + 1) * recipe.batch_size])
             batch = images[idx]
             if task.conv and dev.type == "cpu":
                 batch = batch.contiguous(memory_format=torch.channels_last)
@@ -111,6 +117,9 @@ def train(model: str, recipe: Recipe, run_dir: Path, *, data_dir: Path = DEFAULT
                 sums[k] = sums.get(k, 0.0) + v
             if i % 20 == 0:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()})
+        if not world.is_main:
+            continue
+        # Training metrics are rank 0's share of the batches; test metrics are on every test image.
         record = {"epoch": epoch, **{k: v / steps_per_epoch for k, v in sums.items()},
                   **task.test_metrics(test_split, dev),
                   "lr": next(iter(schedulers.values())).get_last_lr()[0],
@@ -127,7 +136,12 @@ def train(model: str, recipe: Recipe, run_dir: Path, *, data_dir: Path = DEFAULT
             f.write(json.dumps(record) + "\n")
         summary = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
         log.info("%s epoch %d/%d: %s", model, epoch, recipe.epochs, summary)
-    write_pictures(task, out, test_split)
+    if world.distributed:
+        log.info("%s: rank %d of %d: parameters sha256 %s", model, world.rank, world.size,
+                 distributed.parameters_digest(task.modules))
+        world.barrier()  # the other ranks wait for rank 0's last checkpoint
+    if world.is_main:
+        write_pictures(task, out, test_split)
     return ckpt_path
 
 
