@@ -51,20 +51,21 @@ def image_format(as_float: bool) -> int:
     return pb.IMAGE_FORMAT_FLOAT32 if as_float else pb.IMAGE_FORMAT_UINT8
 
 
-def encode_request(images: np.ndarray, seed: int | None) -> pb.EncodeRequest:
-    return pb.EncodeRequest(images=image_tensor(images), seed=seed)
+def encode_request(images: np.ndarray, seed: int | None, version: int = 0) -> pb.EncodeRequest:
+    return pb.EncodeRequest(images=image_tensor(images), seed=seed, version=version)
 
 
-def decode_request(z: np.ndarray, as_float: bool) -> pb.DecodeRequest:
-    return pb.DecodeRequest(z=to_tensor(np.asarray(z, np.float32)), image_format=image_format(as_float))
+def decode_request(z: np.ndarray, as_float: bool, version: int = 0) -> pb.DecodeRequest:
+    return pb.DecodeRequest(z=to_tensor(np.asarray(z, np.float32)), image_format=image_format(as_float),
+                            version=version)
 
 
-def sample_request(n: int, model: str, seed: int | None, as_float: bool) -> pb.SampleRequest:
-    return pb.SampleRequest(n=n, model=model, seed=seed, image_format=image_format(as_float))
+def sample_request(n: int, model: str, seed: int | None, as_float: bool, version: int = 0) -> pb.SampleRequest:
+    return pb.SampleRequest(n=n, model=model, seed=seed, image_format=image_format(as_float), version=version)
 
 
-def denoise_request(images: np.ndarray, as_float: bool) -> pb.DenoiseRequest:
-    return pb.DenoiseRequest(images=image_tensor(images), image_format=image_format(as_float))
+def denoise_request(images: np.ndarray, as_float: bool, version: int = 0) -> pb.DenoiseRequest:
+    return pb.DenoiseRequest(images=image_tensor(images), image_format=image_format(as_float), version=version)
 
 
 def encoded(response: pb.EncodeResponse, with_z: bool):

@@ -63,17 +63,20 @@ class AsyncGenerativeClient:
                 await asyncio.sleep(delay)
 
     async def sample_digits(self, n: int = 16, model: str = "gan", seed: int | None = None, *,
-                            as_float: bool = False) -> np.ndarray:
-        return _calls.images(await self._call(self._stub.Sample, _calls.sample_request(n, model, seed, as_float)))
+                            as_float: bool = False, version: int = 0) -> np.ndarray:
+        request = _calls.sample_request(n, model, seed, as_float, version)
+        return _calls.images(await self._call(self._stub.Sample, request))
 
-    async def encode(self, images: np.ndarray, seed: int | None = None, *, with_z: bool = False):
-        return _calls.encoded(await self._call(self._stub.Encode, _calls.encode_request(images, seed)), with_z)
+    async def encode(self, images: np.ndarray, seed: int | None = None, *, with_z: bool = False,
+                     version: int = 0):
+        request = _calls.encode_request(images, seed, version)
+        return _calls.encoded(await self._call(self._stub.Encode, request), with_z)
 
-    async def decode(self, z: np.ndarray, *, as_float: bool = False) -> np.ndarray:
-        return _calls.images(await self._call(self._stub.Decode, _calls.decode_request(z, as_float)))
+    async def decode(self, z: np.ndarray, *, as_float: bool = False, version: int = 0) -> np.ndarray:
+        return _calls.images(await self._call(self._stub.Decode, _calls.decode_request(z, as_float, version)))
 
-    async def denoise(self, images: np.ndarray, *, as_float: bool = False) -> np.ndarray:
-        return _calls.images(await self._call(self._stub.Denoise, _calls.denoise_request(images, as_float)))
+    async def denoise(self, images: np.ndarray, *, as_float: bool = False, version: int = 0) -> np.ndarray:
+        return _calls.images(await self._call(self._stub.Denoise, _calls.denoise_request(images, as_float, version)))
 
     async def list_models(self) -> list[ModelInfo]:
         return _calls.models(await self._call(self._stub.ListModels, pb.ListModelsRequest()))

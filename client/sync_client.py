@@ -76,23 +76,24 @@ class GenerativeClient:
                 time.sleep(delay)
 
     def sample_digits(self, n: int = 16, model: str = "gan", seed: int | None = None, *,
-                      as_float: bool = False) -> np.ndarray:
+                      as_float: bool = False, version: int = 0) -> np.ndarray:
         """``n`` new digits from the ``"gan"`` or the ``"vae"``: uint8 [n,28,28]
-        (float32 in [0,1] with ``as_float``). The same seed gives the same bytes."""
-        return _calls.images(self._call(self._stub.Sample, _calls.sample_request(n, model, seed, as_float)))
+        (float32 in [0,1] with ``as_float``). The same seed gives the same bytes.
+        Every method takes ``version``: a served version to pin; 0, the newest."""
+        return _calls.images(self._call(self._stub.Sample, _calls.sample_request(n, model, seed, as_float, version)))
 
-    def encode(self, images: np.ndarray, seed: int | None = None, *, with_z: bool = False):
+    def encode(self, images: np.ndarray, seed: int | None = None, *, with_z: bool = False, version: int = 0):
         """VAE posterior of images (uint8 0..255 or float 0..1, [N,28,28]): returns
         (z_mean, z_log_var), each float32 [N,2]; with ``with_z`` also a sampled z."""
-        return _calls.encoded(self._call(self._stub.Encode, _calls.encode_request(images, seed)), with_z)
+        return _calls.encoded(self._call(self._stub.Encode, _calls.encode_request(images, seed, version)), with_z)
 
-    def decode(self, z: np.ndarray, *, as_float: bool = False) -> np.ndarray:
+    def decode(self, z: np.ndarray, *, as_float: bool = False, version: int = 0) -> np.ndarray:
         """Latent points float [N,2] -> uint8 images [N,28,28]."""
-        return _calls.images(self._call(self._stub.Decode, _calls.decode_request(z, as_float)))
+        return _calls.images(self._call(self._stub.Decode, _calls.decode_request(z, as_float, version)))
 
-    def denoise(self, images: np.ndarray, *, as_float: bool = False) -> np.ndarray:
+    def denoise(self, images: np.ndarray, *, as_float: bool = False, version: int = 0) -> np.ndarray:
         """Images with salt noise -> cleaned uint8 images [N,28,28]."""
-        return _calls.images(self._call(self._stub.Denoise, _calls.denoise_request(images, as_float)))
+        return _calls.images(self._call(self._stub.Denoise, _calls.denoise_request(images, as_float, version)))
 
     def list_models(self) -> list[ModelInfo]:
         return _calls.models(self._call(self._stub.ListModels, pb.ListModelsRequest()))

@@ -22,6 +22,7 @@ from .errors import RepositoryError, StartupError
 from .interceptors import ErrorsAndMetrics
 from .metrics import Metrics
 from .oip import SERVICE as OIP_SERVICE, InferenceServicer
+from .reload import RepositoryWatcher
 from .security import BearerTokens, describe, read_tokens, server_credentials
 from .servicer import GenerativeServicer
 from .settings import Settings
@@ -120,6 +121,12 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
         on_ready()
     models = ", ".join(f"{m.name} v{m.version.version} on {m.provider}" for m in app.engine.models.values())
     log.info("%s: serving %s", "ready" if worker is None else f"worker {worker} ready", models)
+    watcher = None
+    if settings.poll_interval > 0:
+        watch = RepositoryWatcher(app.engine, settings.model_repository, settings.poll_interval, app.metrics)
+        watcher = loop.create_task(watch.run())
+        log.info("watching %s for new model versions every %.1f s", settings.model_repository,
+                 settings.poll_interval)
 
     await stop.wait()
     log.info("draining: new calls are refused, in-flight calls get %.1f s", settings.grace_period)
@@ -133,6 +140,9 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     await asyncio.sleep(max(0.0, min(settings.grace_period, DRAIN_LINGER) - (loop.time() - started)))
     # Only streams such as health watches remain; they end with the server.
     await app.server.stop(0.5)
+    if watcher is not None:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
     await app.engine.close()
     if metrics_server is not None:
         metrics_server.shutdown()

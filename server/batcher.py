@@ -91,6 +91,11 @@ class Batcher:
         parts = await asyncio.gather(*futures)
         return [np.concatenate(outputs) for outputs in zip(*parts)]
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing running."""
+        return not self._queue and not self._busy
+
     async def close(self) -> None:
         if self._worker is not None:
             self._worker.cancel()

@@ -3,16 +3,18 @@ numpy arrays. Knows numpy and onnxruntime, not gRPC."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from genserve.repository import ModelVersion, newest_versions
+from genserve.repository import ModelVersion, newest_versions, read_version
 
 from .batcher import Batcher
 from .errors import ModelNotFound, StartupError
@@ -22,6 +24,17 @@ from .settings import PROVIDER_NAMES, Settings
 log = logging.getLogger(__name__)
 
 REQUIRED = ("vae_encoder", "vae_decoder", "gan_generator", "dae")
+# SPEC.md's tensor contract: input name, item shape, output names. A version that breaks
+# it is refused, at start and on reload.
+CONTRACT = {
+    "vae_encoder": ("image", [1, 28, 28], ["z_mean", "z_log_var"]),
+    "vae_decoder": ("z", [2], ["image"]),
+    "gan_generator": ("noise", [100], ["image"]),
+    "dae": ("noisy", [1, 28, 28], ["image"]),
+}
+# Versions kept loaded per model: the newest, and the one it replaced, so that calls
+# pinned to the old one keep working while their callers move.
+KEEP_VERSIONS = 2
 SAMPLERS = {"gan": "gan_generator", "vae": "vae_decoder"}
 NOISE_DIM = {"gan_generator": 100, "vae_decoder": 2}
 OPTIMIZATION = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -69,53 +82,99 @@ class Engine:
     def __init__(self, settings: Settings, metrics: Metrics):
         self.settings = settings
         self.metrics = metrics
-        self.models: dict[str, LoadedModel] = {}
+        self.models: dict[str, LoadedModel] = {}  # the newest served version of each model
+        self.served: dict[str, dict[int, LoadedModel]] = {}  # every served version
+        self._providers: list[str] = []
         # Runs too long for the event loop; each model's batcher runs one batch at a time,
         # so one thread per model is busy at most.
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="onnxruntime")
 
     def load(self) -> None:
         """Load and warm up the newest version of every model in the repository."""
-        providers = choose_providers(self.settings.providers)
+        self._providers = choose_providers(self.settings.providers)
         versions = newest_versions(self.settings.model_repository)
         missing = [name for name in REQUIRED if name not in versions]
         if missing:
             raise StartupError(f"{self.settings.model_repository}: no version of {', '.join(missing)}")
+        for version in versions.values():
+            self.install(self._load(version))
+
+    def load_version(self, folder: Path) -> LoadedModel:
+        """One version folder, checked (sha256, contract), loaded and warmed up; not yet served."""
+        return self._load(read_version(Path(folder)))
+
+    def _load(self, version: ModelVersion) -> LoadedModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.settings.threads_per_run
         options.graph_optimization_level = OPTIMIZATION[self.settings.graph_optimization]
         # Spinning threads burn the cores that concurrent requests need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        for name, version in versions.items():
-            try:
-                session = ort.InferenceSession(str(version.path), options, providers=providers)
-            except Exception as exc:  # onnxruntime raises its own types for bad files
-                raise StartupError(f"{version.path}: onnxruntime cannot load it: {exc}") from None
-            provider = session.get_providers()[0]
-            if provider != providers[0]:
-                log.warning("%s: %s did not load; running on %s", name, providers[0], provider)
-            model = LoadedModel(version, session, provider)
+        name, providers = version.name, self._providers
+        try:
+            session = ort.InferenceSession(str(version.path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own types for bad files
+            raise StartupError(f"{version.path}: onnxruntime cannot load it: {exc}") from None
+        _check_contract(name, session, version.path)
+        provider = session.get_providers()[0]
+        if provider != providers[0]:
+            log.warning("%s: %s did not load; running on %s", name, providers[0], provider)
+        model = LoadedModel(version, session, provider)
+        try:
             self._warm_up(model)
-            model.batcher = Batcher(
-                name, lambda rows, m=model: self._run(m, rows), max_batch=self.settings.max_batch_size,
-                max_delay=self.settings.max_queue_delay_us / 1e6, max_queue=self.settings.max_queue_size,
-                executor=self._executor, metrics=self.metrics)
+        except Exception as exc:
+            raise StartupError(f"{version.path}: the warm-up run failed: {exc}") from None
+        model.batcher = Batcher(
+            name, lambda rows, m=model: self._run(m, rows), max_batch=self.settings.max_batch_size,
+            max_delay=self.settings.max_queue_delay_us / 1e6, max_queue=self.settings.max_queue_size,
+            executor=self._executor, metrics=self.metrics)
+        return model
+
+    def install(self, model: LoadedModel) -> None:
+        """Serve ``model``: new calls get it if it is the newest version. One assignment,
+        so a call already holding the old version finishes on it. Versions beyond
+        KEEP_VERSIONS are retired once their queues are empty."""
+        name, number = model.name, model.version.version
+        served = self.served.setdefault(name, {})
+        served[number] = model
+        if name not in self.models or number > self.models[name].version.version:
             self.models[name] = model
-            self.metrics.model_info.labels(name, str(version.version), provider).set(1)
-            log.info("loaded %s version %d on %s (sha256 %s)", name, version.version, provider,
-                     version.manifest["sha256"][:12])
+        self.metrics.model_info.labels(name, str(number), model.provider).set(1)
+        log.info("loaded %s version %d on %s (sha256 %s)", name, number, model.provider,
+                 model.version.manifest["sha256"][:12])
+        for old in sorted(served)[:-KEEP_VERSIONS]:
+            retired = served.pop(old)
+            asyncio.get_running_loop().create_task(self._retire(retired))
+
+    async def _retire(self, model: LoadedModel) -> None:
+        try:
+            self.metrics.model_info.remove(model.name, str(model.version.version), model.provider)
+        except KeyError:
+            pass
+        while not model.batcher.idle:
+            await asyncio.sleep(0.05)
+        await model.batcher.close()
+        log.info("retired %s version %d", model.name, model.version.version)
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} v{m.version.version}" for name, m in sorted(self.models.items()))
 
     def _warm_up(self, model: LoadedModel) -> None:
         shape = [1 if isinstance(d, str) or d is None else d for d in model.session.get_inputs()[0].shape]
         for n in (1, 16):
             model.session.run(None, {model.input_name: np.zeros([n, *shape[1:]], np.float32)})
 
-    def model(self, name: str) -> LoadedModel:
-        try:
+    def model(self, name: str, version: int = 0) -> LoadedModel:
+        """The served ``version`` of a model; 0: the newest."""
+        if name not in self.models:
+            raise ModelNotFound(f"model {name!r} is not loaded")
+        if not version:
             return self.models[name]
+        try:
+            return self.served[name][version]
         except KeyError:
-            raise ModelNotFound(f"model {name!r} is not loaded") from None
+            served = ", ".join(str(v) for v in sorted(self.served[name], reverse=True))
+            raise ModelNotFound(f"version: {name} version {version} is not served; it serves {served}") from None
 
     def _run(self, model: LoadedModel, rows: np.ndarray) -> list[np.ndarray]:
         started = time.perf_counter()
@@ -124,33 +183,56 @@ class Engine:
         self.metrics.batch_size.labels(model.name).observe(len(rows))
         return outputs
 
-    async def infer(self, name: str, rows: np.ndarray, deadline: float | None = None) -> list[np.ndarray]:
-        """The model's outputs, in its output order, through its batcher."""
-        return await self.model(name).batcher.infer(rows, deadline)
+    async def infer(self, model: LoadedModel | str, rows: np.ndarray, deadline: float | None = None
+                    ) -> list[np.ndarray]:
+        """The model's outputs, in its output order, through its batcher. A name means
+        its newest version; a LoadedModel, the version a call resolved when it started."""
+        if isinstance(model, str):
+            model = self.model(model)
+        return await model.batcher.infer(rows, deadline)
 
     async def close(self) -> None:
-        for model in self.models.values():
-            await model.batcher.close()
+        for versions in self.served.values():
+            for model in versions.values():
+                await model.batcher.close()
         self._executor.shutdown(wait=False)
 
     # The four operations. Images are float32 [N,1,28,28] in [0,1] both ways.
 
-    async def encode(self, images: np.ndarray, seed: int, deadline: float | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        mean, log_var = await self.infer("vae_encoder", images, deadline)
+    async def encode(self, images: np.ndarray, seed: int, deadline: float | None = None,
+                     model: LoadedModel | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        mean, log_var = await self.infer(model or "vae_encoder", images, deadline)
         eps = np.random.default_rng(seed).standard_normal(mean.shape, dtype=np.float32)
         return mean, log_var, (mean + np.exp(0.5 * log_var) * eps).astype(np.float32)
 
-    async def decode(self, z: np.ndarray, deadline: float | None = None) -> np.ndarray:
-        return (await self.infer("vae_decoder", z, deadline))[0]
+    async def decode(self, z: np.ndarray, deadline: float | None = None,
+                     model: LoadedModel | None = None) -> np.ndarray:
+        return (await self.infer(model or "vae_decoder", z, deadline))[0]
 
-    async def sample(self, sampler: str, n: int, seed: int, deadline: float | None = None) -> np.ndarray:
+    async def sample(self, sampler: str, n: int, seed: int, deadline: float | None = None,
+                     model: LoadedModel | None = None) -> np.ndarray:
         name = SAMPLERS[sampler]
         noise = np.random.default_rng(seed).standard_normal((n, NOISE_DIM[name]), dtype=np.float32)
-        return (await self.infer(name, noise, deadline))[0]
+        return (await self.infer(model or name, noise, deadline))[0]
 
-    async def denoise(self, images: np.ndarray, deadline: float | None = None) -> np.ndarray:
-        return (await self.infer("dae", images, deadline))[0]
+    async def denoise(self, images: np.ndarray, deadline: float | None = None,
+                      model: LoadedModel | None = None) -> np.ndarray:
+        return (await self.infer(model or "dae", images, deadline))[0]
+
+
+def _check_contract(name: str, session: ort.InferenceSession, path: Path) -> None:
+    if name not in CONTRACT:
+        return
+    input_name, item_shape, outputs = CONTRACT[name]
+    inputs = session.get_inputs()
+    shape = [d if isinstance(d, int) else "N" for d in inputs[0].shape] if inputs else []
+    got_outputs = [o.name for o in session.get_outputs()]
+    if (len(inputs) != 1 or inputs[0].name != input_name or shape[1:] != item_shape
+            or isinstance(inputs[0].shape[0], int) or got_outputs != outputs):
+        got = ", ".join(f"{i.name} {i.shape}" for i in inputs)
+        raise StartupError(f"{path}: does not match {name}'s contract: input {input_name} "
+                           f"[N,{','.join(map(str, item_shape))}] and outputs {', '.join(outputs)}; "
+                           f"it has input {got} and outputs {', '.join(got_outputs)}")
 
 
 def fresh_seed() -> int:

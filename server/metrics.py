@@ -37,6 +37,14 @@ class Metrics:
         self.unauthenticated = Counter(
             "genserve_unauthenticated_requests", "Calls refused for a missing, malformed or invalid bearer token.",
             ["rpc", "reason"], registry=registry)
+        self.reloads = Counter(
+            "genserve_model_reloads", "New model versions found by --poll-interval: loaded, or refused "
+            "(sha256, load, contract or warm-up failed; the old version kept serving).",
+            ["model", "result"], registry=registry)
+        self.repository_readable = Gauge(
+            "genserve_repository_readable", "0 while the model repository cannot be read (the loaded "
+            "models keep serving).", registry=registry, multiprocess_mode="livemin")
+        self.repository_readable.set(1)
         self.in_flight = Gauge(
             "genserve_requests_in_flight", "gRPC requests being handled now.", registry=registry,
             multiprocess_mode="livesum")

@@ -44,12 +44,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         if name not in self.engine.models:
             raise ModelNotFound(f"{field}: unknown model {name!r}; this server has "
                                 f"{', '.join(sorted(self.engine.models))}")
-        model = self.engine.models[name]
-        if version and version != str(model.version.version):
-            raise ModelNotFound(f"{name}: version {version!r} is not served; it serves version "
-                                f"{model.version.version}")
         current_model.set(name)
-        return model
+        if version and not version.isdigit():
+            raise ModelNotFound(f"{name}: version {version!r} is not served; versions are positive integers")
+        return self.engine.model(name, int(version or 0))
 
     async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -58,9 +56,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ServerReadyResponse(ready=self.generative.ready)
 
     async def ModelReady(self, request, context):
-        model = self.engine.models.get(request.name)
-        ready = (self.generative.ready and model is not None
-                 and request.version in ("", str(model.version.version)))
+        versions = self.engine.served.get(request.name, {})
+        ready = self.generative.ready and bool(versions) and (
+            request.version == "" or (request.version.isdigit() and int(request.version) in versions))
         return pb.ModelReadyResponse(ready=ready)
 
     async def ServerMetadata(self, request, context):
@@ -69,7 +67,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(self, request, context):
         model = self._model(request.name, request.version, "name")
         return pb.ModelMetadataResponse(
-            name=model.name, versions=[str(model.version.version)], platform=PLATFORM,
+            name=model.name, versions=[str(v) for v in sorted(self.engine.served[model.name], reverse=True)],
+            platform=PLATFORM,
             inputs=[_metadata(node) for node in model.session.get_inputs()],
             outputs=[_metadata(node) for node in model.session.get_outputs()])
 
@@ -81,7 +80,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         if unknown:
             raise InvalidArgument(f"outputs: {model.name} has no output {unknown[0]!r}; it has "
                                   f"{', '.join(model.output_names)}")
-        outputs = dict(zip(model.output_names, await self.engine.infer(model.name, rows, deadline(context))))
+        outputs = dict(zip(model.output_names, await self.engine.infer(model, rows, deadline(context))))
         response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version.version),
                                          id=request.id)
         for name in wanted:

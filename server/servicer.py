@@ -11,7 +11,7 @@ from genserve.codec import to_tensor
 from genserve.v1 import generative_pb2 as pb
 from genserve.v1 import generative_pb2_grpc as pb_grpc
 
-from .engine import SAMPLERS, Engine, fresh_seed
+from .engine import SAMPLERS, Engine, LoadedModel, fresh_seed
 from .errors import InvalidArgument, ModelNotFound, NotReady
 from .settings import Settings
 from .tensors import image_format, images_from_proto, images_to_proto, latents_from_proto
@@ -26,28 +26,31 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
         self.settings = settings
         self.ready = False
 
-    def _ref(self, name: str) -> pb.ModelRef:
-        """The model this call will run on; refuses until every model is loaded."""
+    def _resolve(self, name: str, version: int) -> LoadedModel:
+        """The model version this call runs on, fixed now: a reload during the call does
+        not change it. Refuses until every model is loaded."""
         if not self.ready:
             raise NotReady("the server is loading its models; retry when health reports SERVING")
+        if version < 0:
+            raise InvalidArgument(f"version: must be >= 0 (0: the newest), got {version}")
         current_model.set(name)
-        return pb.ModelRef(name=name, version=self.engine.model(name).version.version)
+        return self.engine.model(name, version)
 
 
     async def Encode(self, request, context):
         images = images_from_proto(request.images, "images", self.settings.max_request_size)
-        ref = self._ref("vae_encoder")
+        model = self._resolve("vae_encoder", request.version)
         seed = request.seed if request.HasField("seed") else fresh_seed()
-        mean, log_var, z = await self.engine.encode(images, seed, deadline(context))
+        mean, log_var, z = await self.engine.encode(images, seed, deadline(context), model)
         return pb.EncodeResponse(z_mean=to_tensor(mean), z_log_var=to_tensor(log_var),
-                                 z=to_tensor(z), model=ref)
+                                 z=to_tensor(z), model=_ref(model))
 
     async def Decode(self, request, context):
         z = latents_from_proto(request.z, "z", self.settings.max_request_size)
         fmt = image_format(request.image_format)
-        ref = self._ref("vae_decoder")
-        images = await self.engine.decode(z, deadline(context))
-        return pb.ImagesResponse(images=images_to_proto(images, fmt), model=ref)
+        model = self._resolve("vae_decoder", request.version)
+        images = await self.engine.decode(z, deadline(context), model)
+        return pb.ImagesResponse(images=images_to_proto(images, fmt), model=_ref(model))
 
     async def Sample(self, request, context):
         sampler = request.model or "gan"
@@ -57,20 +60,22 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
             raise InvalidArgument(f"n: must be between 1 and {self.settings.max_sample_n}, got {request.n}")
         fmt = image_format(request.image_format)
         seed = request.seed if request.HasField("seed") else fresh_seed()
-        ref = self._ref(SAMPLERS[sampler])
-        images = await self.engine.sample(sampler, request.n, seed, deadline(context))
-        return pb.ImagesResponse(images=images_to_proto(images, fmt), model=ref, seed=seed)
+        model = self._resolve(SAMPLERS[sampler], request.version)
+        images = await self.engine.sample(sampler, request.n, seed, deadline(context), model)
+        return pb.ImagesResponse(images=images_to_proto(images, fmt), model=_ref(model), seed=seed)
 
     async def Denoise(self, request, context):
         images = images_from_proto(request.images, "images", self.settings.max_request_size)
         fmt = image_format(request.image_format)
-        ref = self._ref("dae")
-        denoised = await self.engine.denoise(images, deadline(context))
-        return pb.ImagesResponse(images=images_to_proto(denoised, fmt), model=ref)
+        model = self._resolve("dae", request.version)
+        denoised = await self.engine.denoise(images, deadline(context), model)
+        return pb.ImagesResponse(images=images_to_proto(denoised, fmt), model=_ref(model))
 
     async def ListModels(self, request, context):
         models = []
-        for model in self.engine.models.values():
+        served = [m for name in sorted(self.engine.served)
+                  for _, m in sorted(self.engine.served[name].items(), reverse=True)]
+        for model in served:  # newest version of each model first
             manifest = model.version.manifest
             metrics = struct_pb2.Struct()
             json_format.ParseDict(manifest.get("metrics", {}), metrics)
@@ -80,6 +85,10 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
                 inputs=[_tensor_info(t) for t in manifest.get("inputs", [])],
                 outputs=[_tensor_info(t) for t in manifest.get("outputs", [])]))
         return pb.ListModelsResponse(models=models)
+
+
+def _ref(model: LoadedModel) -> pb.ModelRef:
+    return pb.ModelRef(name=model.name, version=model.version.version)
 
 
 def deadline(context) -> float | None:

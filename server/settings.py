@@ -29,6 +29,7 @@ class Settings:
     max_queue_delay_us: int = 0
     max_queue_size: int = 1024
     workers: int = 1
+    poll_interval: float = 0.0
     grace_period: float = 10.0
     log_level: str = "INFO"
     tls_cert: Path | None = None
@@ -95,6 +96,16 @@ def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be >= 1, got 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -169,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=_env("WORKERS", d.workers),
                    help="server processes sharing the port (SO_REUSEPORT), metrics of all on the metrics "
                         "port [GENSERVE_WORKERS]")
+    p.add_argument("--poll-interval", type=_non_negative_float, default=_env("POLL_INTERVAL", d.poll_interval),
+                   metavar="SECONDS",
+                   help="hot reload: look for new model versions this often and swap in each that passes "
+                        "its checks; 0: off [GENSERVE_POLL_INTERVAL]")
     p.add_argument("--grace-period", type=float, default=_env("GRACE_PERIOD", d.grace_period),
                    help="seconds in-flight calls get to finish on SIGTERM/SIGINT [GENSERVE_GRACE_PERIOD]")
     p.add_argument("--log-level", type=_one_of(*LOG_LEVELS), metavar="{" + ",".join(LOG_LEVELS) + "}",

@@ -25,3 +25,10 @@ def test_memory_quick(tiny_repository):
     out = run_bench("bench.memory", "--requests", "1500", "--points", "1", "--model-repository",
                     str(tiny_repository))
     assert "| 1,000 |" in out and "| 1,500 |" in out and "RSS after 1,500 requests" in out
+
+
+def test_soak_quick(tiny_repository):
+    out = run_bench("bench.soak", "--requests", "900", "--windows", "3", "--model-repository", str(tiny_repository))
+    rows = [line for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [row.split("|")[1].strip() for row in rows] == ["300", "600", "900"], out
+    assert "errors: 0" in out and "server exit status 0" in out

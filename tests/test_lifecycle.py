@@ -96,6 +96,8 @@ def test_sigterm_drains_calls_in_flight(tiny_repository):
         t.join(60)
     stop.set()
     assert server.stop() == 0, server.log
+    exited = time.monotonic()
+    assert exited - sigterm_at[0] < 20 + 3, "the exit came after the grace period"
     assert {code for code, *_ in outcomes} <= {"OK", "UNAVAILABLE"}, outcomes
     across = [o for o in outcomes if o[0] == "OK" and o[1] < sigterm_at[0] < o[2]]
     assert across, "no call was in flight when SIGTERM came"
@@ -153,6 +155,7 @@ def test_cuda_then_cpu_falls_back_and_says_so(server):
     assert "CUDAExecutionProvider are not available" in server.log
     with GenerativeClient(server.target) as client:
         assert {m.execution_provider for m in client.list_models()} == {"CPUExecutionProvider"}
+    assert server.metric("genserve_model_info", model="gan_generator", provider="CPUExecutionProvider") == 1
 
 
 def test_settings_come_from_the_environment(tiny_repository):

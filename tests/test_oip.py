@@ -85,7 +85,7 @@ def test_infer_with_typed_contents_and_one_requested_output(server, tiny_reposit
 
 @pytest.mark.parametrize("call, status, fragment", [
     (lambda c: infer(c, "no_such_model", rows("dae", 1), input_name="noisy"), "StatusCode.NOT_FOUND", "unknown model 'no_such_model'"),
-    (lambda c: infer(c, "dae", rows("dae", 1), version="9"), "StatusCode.NOT_FOUND", "version '9' is not served"),
+    (lambda c: infer(c, "dae", rows("dae", 1), version="9"), "StatusCode.NOT_FOUND", "dae version 9 is not served; it serves 1"),
     (lambda c: c.get_model_metadata("nope"), "StatusCode.NOT_FOUND", "unknown model 'nope'"),
     (lambda c: infer(c, "dae", rows("dae", 1).astype(np.float64), datatype="FP64"),
      "StatusCode.INVALID_ARGUMENT", "inputs[0].datatype: noisy is FP32, got 'FP64'"),

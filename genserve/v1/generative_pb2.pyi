@@ -37,12 +37,14 @@ class Tensor(_message.Message):
     def __init__(self, dtype: _Optional[_Union[DataType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class EncodeRequest(_message.Message):
-    __slots__ = ("images", "seed")
+    __slots__ = ("images", "seed", "version")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     images: Tensor
     seed: int
-    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...
+    version: int
+    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., seed: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
 
 class EncodeResponse(_message.Message):
     __slots__ = ("z_mean", "z_log_var", "z", "model")
@@ -57,32 +59,38 @@ class EncodeResponse(_message.Message):
     def __init__(self, z_mean: _Optional[_Union[Tensor, _Mapping]] = ..., z_log_var: _Optional[_Union[Tensor, _Mapping]] = ..., z: _Optional[_Union[Tensor, _Mapping]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ...) -> None: ...
 
 class DecodeRequest(_message.Message):
-    __slots__ = ("z", "image_format")
+    __slots__ = ("z", "image_format", "version")
     Z_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     z: Tensor
     image_format: ImageFormat
-    def __init__(self, z: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    version: int
+    def __init__(self, z: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class SampleRequest(_message.Message):
-    __slots__ = ("n", "model", "seed", "image_format")
+    __slots__ = ("n", "model", "seed", "image_format", "version")
     N_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     n: int
     model: str
     seed: int
     image_format: ImageFormat
-    def __init__(self, n: _Optional[int] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    version: int
+    def __init__(self, n: _Optional[int] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class DenoiseRequest(_message.Message):
-    __slots__ = ("images", "image_format")
+    __slots__ = ("images", "image_format", "version")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     images: Tensor
     image_format: ImageFormat
-    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    version: int
+    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ImagesResponse(_message.Message):
     __slots__ = ("images", "model", "seed")
