@@ -175,3 +175,13 @@ def test_the_vae_relu_starts_leaky_and_ends_plain():
         task.step(images, torch.zeros(8, dtype=torch.long))
         assert task.vae.encoder.leak == 0.0  # outside a step the model is the lecture's
     assert slopes == [0.2, 0.15, 0.1, 0.05, 0.0]
+
+
+def test_weight_decay_makes_adam_decoupled_adamw():
+    from trainer.recipes import recipe_for
+    from trainer.tasks import VAETask
+
+    assert recipe_for("full", "vae").weight_decay == 0.1
+    optimizer = VAETask(recipe_for("full", "vae")).optimizers["vae"]
+    assert type(optimizer) is torch.optim.AdamW and optimizer.defaults["weight_decay"] == 0.1
+    assert type(VAETask(recipe_for("quick", "vae")).optimizers["vae"]) is torch.optim.Adam

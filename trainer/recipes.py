@@ -47,11 +47,15 @@ PROFILES: dict[str, dict[str, Recipe]] = {
     # The default. Deviations from the lecture: all 60,000 images; the VAE uses Adam
     # (lr 2e-3) with a cosine schedule instead of constant RMSprop, which reaches a
     # lower test loss, for 60 epochs instead of 30 (its test loss still falls at 30), and
-    # its 16-unit ReLU starts leaky (relu_leak above) so that its units stay alive; the GAN trains 60 epochs with its
-    # learning rate decayed by a cosine schedule, which steadies late samples.
+    # its 16-unit ReLU starts leaky (relu_leak above) so that its units stay alive, and it
+    # trains with decoupled weight decay 0.1 (AdamW): without it the test loss stalls at
+    # 145.2 nats from epoch 44 while the training loss goes on falling (139.8), with it
+    # the test loss ends near 144. The GAN trains 40 epochs with its learning rate
+    # decayed by a cosine schedule, which steadies late samples, and an R1 penalty
+    # (r1_gamma above) on the discriminator.
     "full": {
         "vae": Recipe(epochs=60, optimizer="adam", lr=2e-3, schedule="cosine", relu_leak=0.2,
-                      relu_leak_epochs=5),
+                      relu_leak_epochs=5, weight_decay=0.1),
         "gan": Recipe(epochs=40, optimizer="adam", lr=2e-4, schedule="cosine", r1_gamma=2.0),
         "dae": Recipe(epochs=5, schedule="cosine", salt_max=0.35),
         "classifier": Recipe(epochs=10, schedule="cosine"),
