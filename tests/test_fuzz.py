@@ -184,6 +184,7 @@ def test_fuzzed_requests_get_ok_or_a_client_error_and_valid_ones_stay_correct(se
         assert code == grpc.StatusCode.OK and answer == expected[rpc, request.SerializeToString()], rpc
 
     run()
+    print(f"\nfuzzing: {caller.sent:,} requests, answers {dict(sorted(caller.codes.items()))}")
     assert caller.sent >= EXAMPLES * REQUESTS_PER_EXAMPLE
     # The mix really held both kinds, and every client-error code the server documents.
     assert caller.codes["OK"] > 1000 and caller.codes["INVALID_ARGUMENT"] > 1000, caller.codes
