@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from genserve.tokens import token_lines
+
 from . import GenerativeClient, GenserveError
 from .pictures import read_grid, write_grid
 
@@ -45,8 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _first_line(path: Path) -> str:
     try:
-        lines = [line.strip() for line in path.read_text().splitlines()
-                 if line.strip() and not line.lstrip().startswith("#")]
+        lines = token_lines(path.read_text())
     except OSError as exc:
         raise ValueError(f"--token-file {path}: cannot read it ({exc.strerror})") from None
     if not lines:

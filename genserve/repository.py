@@ -61,14 +61,19 @@ def next_version(model_dir: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def newest_versions(repository: Path) -> dict[str, ModelVersion]:
-    """The newest version of every model, each checked against its manifest."""
+def newest_folders(repository: Path) -> dict[str, Path]:
+    """The newest version folder of every model, by name, unchecked."""
     repository = Path(repository)
     if not repository.is_dir():
         raise RepositoryError(f"{repository}: no such model repository")
     found = {}
     for model_dir in sorted(p for p in repository.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        versions = sorted((int(v.name) for v in model_dir.iterdir() if v.is_dir() and VERSION.fullmatch(v.name)))
+        versions = [int(v.name) for v in model_dir.iterdir() if v.is_dir() and VERSION.fullmatch(v.name)]
         if versions:
-            found[model_dir.name] = read_version(model_dir / str(versions[-1]))
+            found[model_dir.name] = model_dir / str(max(versions))
     return found
+
+
+def newest_versions(repository: Path) -> dict[str, ModelVersion]:
+    """The newest version of every model, each checked against its manifest."""
+    return {name: read_version(folder) for name, folder in newest_folders(repository).items()}

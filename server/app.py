@@ -119,8 +119,7 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     await app.set_health(SERVING)
     if on_ready is not None:
         on_ready()
-    models = ", ".join(f"{m.name} v{m.version.version} on {m.provider}" for m in app.engine.models.values())
-    log.info("%s: serving %s", "ready" if worker is None else f"worker {worker} ready", models)
+    log.info("%s: serving %s", "ready" if worker is None else f"worker {worker} ready", app.engine.describe())
     watcher = None
     if settings.poll_interval > 0:
         watch = RepositoryWatcher(app.engine, settings.model_repository, settings.poll_interval, app.metrics)

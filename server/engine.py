@@ -35,8 +35,7 @@ CONTRACT = {
 # Versions kept loaded per model: the newest, and the one it replaced, so that calls
 # pinned to the old one keep working while their callers move.
 KEEP_VERSIONS = 2
-SAMPLERS = {"gan": "gan_generator", "vae": "vae_decoder"}
-NOISE_DIM = {"gan_generator": 100, "vae_decoder": 2}
+SAMPLERS = {"gan": "gan_generator", "vae": "vae_decoder"}  # their inputs are noise [N, *item shape]
 OPTIMIZATION = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
                 "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
                 "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -85,6 +84,7 @@ class Engine:
         self.models: dict[str, LoadedModel] = {}  # the newest served version of each model
         self.served: dict[str, dict[int, LoadedModel]] = {}  # every served version
         self._providers: list[str] = []
+        self._retiring: set[asyncio.Task] = set()  # referenced until done, as asyncio asks
         # Runs too long for the event loop; each model's batcher runs one batch at a time,
         # so one thread per model is busy at most.
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="onnxruntime")
@@ -143,8 +143,9 @@ class Engine:
         log.info("loaded %s version %d on %s (sha256 %s)", name, number, model.provider,
                  model.version.manifest["sha256"][:12])
         for old in sorted(served)[:-KEEP_VERSIONS]:
-            retired = served.pop(old)
-            asyncio.get_running_loop().create_task(self._retire(retired))
+            task = asyncio.get_running_loop().create_task(self._retire(served.pop(old)))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
 
     async def _retire(self, model: LoadedModel) -> None:
         try:
@@ -157,7 +158,8 @@ class Engine:
         log.info("retired %s version %d", model.name, model.version.version)
 
     def describe(self) -> str:
-        return ", ".join(f"{name} v{m.version.version}" for name, m in sorted(self.models.items()))
+        """The served models for a log line: "dae v3 on CPUExecutionProvider, ..."."""
+        return ", ".join(f"{name} v{m.version.version} on {m.provider}" for name, m in sorted(self.models.items()))
 
     def _warm_up(self, model: LoadedModel) -> None:
         shape = [1 if isinstance(d, str) or d is None else d for d in model.session.get_inputs()[0].shape]
@@ -183,41 +185,41 @@ class Engine:
         self.metrics.batch_size.labels(model.name).observe(len(rows))
         return outputs
 
-    async def infer(self, model: LoadedModel | str, rows: np.ndarray, deadline: float | None = None
+    async def infer(self, model: LoadedModel, rows: np.ndarray, deadline: float | None = None
                     ) -> list[np.ndarray]:
-        """The model's outputs, in its output order, through its batcher. A name means
-        its newest version; a LoadedModel, the version a call resolved when it started."""
-        if isinstance(model, str):
-            model = self.model(model)
+        """The model's outputs, in its output order, through its batcher. ``model`` is the
+        version the call resolved when it started (``model()``), whatever is swapped in since."""
         return await model.batcher.infer(rows, deadline)
 
     async def close(self) -> None:
+        for task in self._retiring:
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         for versions in self.served.values():
             for model in versions.values():
                 await model.batcher.close()
         self._executor.shutdown(wait=False)
 
-    # The four operations. Images are float32 [N,1,28,28] in [0,1] both ways.
+    # The four operations, each on the model version its call resolved. Images are
+    # float32 [N,1,28,28] in [0,1] both ways.
 
-    async def encode(self, images: np.ndarray, seed: int, deadline: float | None = None,
-                     model: LoadedModel | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        mean, log_var = await self.infer(model or "vae_encoder", images, deadline)
+    async def encode(self, model: LoadedModel, images: np.ndarray, seed: int, deadline: float | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        mean, log_var = await self.infer(model, images, deadline)
         eps = np.random.default_rng(seed).standard_normal(mean.shape, dtype=np.float32)
         return mean, log_var, (mean + np.exp(0.5 * log_var) * eps).astype(np.float32)
 
-    async def decode(self, z: np.ndarray, deadline: float | None = None,
-                     model: LoadedModel | None = None) -> np.ndarray:
-        return (await self.infer(model or "vae_decoder", z, deadline))[0]
+    async def decode(self, model: LoadedModel, z: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        return (await self.infer(model, z, deadline))[0]
 
-    async def sample(self, sampler: str, n: int, seed: int, deadline: float | None = None,
-                     model: LoadedModel | None = None) -> np.ndarray:
-        name = SAMPLERS[sampler]
-        noise = np.random.default_rng(seed).standard_normal((n, NOISE_DIM[name]), dtype=np.float32)
-        return (await self.infer(model or name, noise, deadline))[0]
+    async def sample(self, model: LoadedModel, n: int, seed: int, deadline: float | None = None) -> np.ndarray:
+        """``n`` images from a sampler (SAMPLERS), from seeded standard-normal noise."""
+        _, item_shape, _ = CONTRACT[model.name]
+        noise = np.random.default_rng(seed).standard_normal((n, *item_shape), dtype=np.float32)
+        return (await self.infer(model, noise, deadline))[0]
 
-    async def denoise(self, images: np.ndarray, deadline: float | None = None,
-                      model: LoadedModel | None = None) -> np.ndarray:
-        return (await self.infer(model or "dae", images, deadline))[0]
+    async def denoise(self, model: LoadedModel, images: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        return (await self.infer(model, images, deadline))[0]
 
 
 def _check_contract(name: str, session: ort.InferenceSession, path: Path) -> None:

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from genserve.repository import VERSION, RepositoryError
+from genserve.repository import RepositoryError, newest_folders
 
 from .engine import Engine
 from .errors import StartupError
@@ -34,20 +34,6 @@ def _stamp(folder: Path) -> tuple:
         except OSError:
             stamp.append((name, None, None))
     return tuple(stamp)
-
-
-def newest_folders(repository: Path) -> dict[str, Path]:
-    """The newest version folder of every model, unchecked."""
-    if not repository.is_dir():
-        raise RepositoryError(f"{repository}: the model repository is gone")
-    found = {}
-    for model_dir in repository.iterdir():
-        if not model_dir.is_dir() or model_dir.name.startswith("."):
-            continue
-        versions = [int(v.name) for v in model_dir.iterdir() if v.is_dir() and VERSION.fullmatch(v.name)]
-        if versions:
-            found[model_dir.name] = model_dir / str(max(versions))
-    return found
 
 
 class RepositoryWatcher:
@@ -69,23 +55,23 @@ class RepositoryWatcher:
             except Exception:  # the watcher must outlive any one bad poll
                 log.exception("model repository poll failed; trying again in %.1f s", self.interval)
 
-    async def poll(self) -> list[str]:
-        """One look at the repository; returns the "name vN" of every version swapped in."""
+    async def poll(self) -> None:
+        """One look at the repository; swaps in every new version that passes."""
         try:
             folders = await asyncio.to_thread(newest_folders, self.repository)
         except (RepositoryError, OSError) as exc:
             if not self._gone:
-                reason = exc.reason if isinstance(exc, RepositoryError) else str(exc)
+                reason = (f"{self.repository}: the model repository is gone" if isinstance(exc, RepositoryError)
+                          else str(exc))
                 log.error("%s; still serving the loaded models (%s)", reason, self.engine.describe())
                 self._gone = True
                 self.metrics.repository_readable.set(0)
-            return []
+            return
         if self._gone:
             log.info("%s: the model repository is readable again", self.repository)
             self._gone = False
             self.metrics.repository_readable.set(1)
-        swapped = []
-        for name, folder in sorted(folders.items()):
+        for name, folder in folders.items():
             current = self.engine.models.get(name)
             if current is not None and int(folder.name) <= current.version.version:
                 continue
@@ -102,7 +88,5 @@ class RepositoryWatcher:
                 continue
             self.engine.install(model)
             self.metrics.reloads.labels(name, "loaded").inc()
-            swapped.append(f"{name} v{model.version.version}")
             log.info("reloaded %s: version %s now serves new calls (was %s)", name, model.version.version,
                      current.version.version if current else "none")
-        return swapped

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from genserve.tokens import token_lines
+
 from .errors import StartupError
 
 if TYPE_CHECKING:  # the worker supervisor imports this module before prometheus-client's set-up
@@ -65,8 +67,7 @@ def server_credentials(cert: Path, key: Path, client_ca: Path | None) -> grpc.Se
 def read_tokens(path: Path) -> tuple[bytes, ...]:
     """One token per line; blank lines and ``#`` comments are skipped. Several lines let
     a token be rotated without downtime: add the new one, move the clients, drop the old."""
-    tokens = tuple(line.strip().encode() for line in _read(path, "--auth-token-file").decode().splitlines()
-                   if line.strip() and not line.lstrip().startswith("#"))
+    tokens = tuple(t.encode() for t in token_lines(_read(path, "--auth-token-file").decode()))
     if not tokens:
         raise StartupError(f"--auth-token-file {path}: no token in it (one per line)")
     if any(len(t) < 16 for t in tokens):

@@ -41,7 +41,7 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
         images = images_from_proto(request.images, "images", self.settings.max_request_size)
         model = self._resolve("vae_encoder", request.version)
         seed = request.seed if request.HasField("seed") else fresh_seed()
-        mean, log_var, z = await self.engine.encode(images, seed, deadline(context), model)
+        mean, log_var, z = await self.engine.encode(model, images, seed, deadline(context))
         return pb.EncodeResponse(z_mean=to_tensor(mean), z_log_var=to_tensor(log_var),
                                  z=to_tensor(z), model=_ref(model))
 
@@ -49,7 +49,7 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
         z = latents_from_proto(request.z, "z", self.settings.max_request_size)
         fmt = image_format(request.image_format)
         model = self._resolve("vae_decoder", request.version)
-        images = await self.engine.decode(z, deadline(context), model)
+        images = await self.engine.decode(model, z, deadline(context))
         return pb.ImagesResponse(images=images_to_proto(images, fmt), model=_ref(model))
 
     async def Sample(self, request, context):
@@ -61,14 +61,14 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
         fmt = image_format(request.image_format)
         seed = request.seed if request.HasField("seed") else fresh_seed()
         model = self._resolve(SAMPLERS[sampler], request.version)
-        images = await self.engine.sample(sampler, request.n, seed, deadline(context), model)
+        images = await self.engine.sample(model, request.n, seed, deadline(context))
         return pb.ImagesResponse(images=images_to_proto(images, fmt), model=_ref(model), seed=seed)
 
     async def Denoise(self, request, context):
         images = images_from_proto(request.images, "images", self.settings.max_request_size)
         fmt = image_format(request.image_format)
         model = self._resolve("dae", request.version)
-        denoised = await self.engine.denoise(images, deadline(context), model)
+        denoised = await self.engine.denoise(model, images, deadline(context))
         return pb.ImagesResponse(images=images_to_proto(denoised, fmt), model=_ref(model))
 
     async def ListModels(self, request, context):
