@@ -81,14 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train_all(args, models) -> dict[str, Path]:
+def _train_all(args, models, device: str) -> dict[str, Path]:
     from .train import train
     paths = {}
     for model in models:
         recipe = recipe_for(args.profile, model, epochs=args.epochs, batch_size=args.batch_size,
                             train_len=args.train_len)
         log.info("training %s: %s", model, recipe)
-        paths[model] = train(model, recipe, args.run_dir, data_dir=args.data_dir, device=args.train_device,
+        paths[model] = train(model, recipe, args.run_dir, data_dir=args.data_dir, device=device,
                              seed=args.seed, resume=args.resume, progress=not args.no_progress)
     return paths
 
@@ -96,9 +96,9 @@ def _train_all(args, models) -> dict[str, Path]:
 def run(args) -> int:
     if args.command in ("train", "export"):
         from . import distributed
-        world, args.train_device = distributed.start(args.device)
+        world, device = distributed.start(args.device)
         try:
-            return _train_or_export(args, world)
+            return _train_or_export(args, world, device)
         finally:
             distributed.stop()
     if args.command == "evaluate":
@@ -113,16 +113,16 @@ def run(args) -> int:
     raise AssertionError(args.command)
 
 
-def _train_or_export(args, world) -> int:
+def _train_or_export(args, world, device: str) -> int:
     if args.command == "train":
-        _train_all(args, MODELS if args.model == "all" else (args.model,))
+        _train_all(args, MODELS if args.model == "all" else (args.model,), device)
         log.info("checkpoints, metrics and pictures are in %s", args.run_dir)
         return 0
     if args.command == "export":
         from .export import export_repository
         run_dir = args.from_checkpoints
         if run_dir is None:
-            _train_all(args, MODELS)
+            _train_all(args, MODELS, device)
             run_dir = args.run_dir
         if world.is_main:  # one export, by rank 0
             for path in export_repository(run_dir, args.model_repository, data_dir=args.data_dir,

@@ -157,7 +157,6 @@ class GANTask(Task):
         self.generator, self.discriminator = Generator(), Discriminator()
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.train_generator, self.train_discriminator = self.generator, self.discriminator
-        self.joint_discriminator_pass = False
         self.r1_gamma = recipe.r1_gamma
         self.modules = {"generator": self.generator, "discriminator": self.discriminator,
                         "generator_ema": self.generator_ema}
@@ -168,8 +167,6 @@ class GANTask(Task):
 
     def distribute(self, wrap):
         self.train_generator, self.train_discriminator = wrap(self.generator), wrap(self.discriminator)
-        # DistributedDataParallel takes one forward pass per backward pass.
-        self.joint_discriminator_pass = self.train_discriminator is not self.discriminator
 
     def step(self, images, labels):
         real = images * 2 - 1  # tanh range
@@ -178,7 +175,8 @@ class GANTask(Task):
         ones, zeros = real.new_ones(n, 1), real.new_zeros(n, 1)
 
         real.requires_grad_(self.r1_gamma > 0)
-        if self.joint_discriminator_pass:
+        if self.train_discriminator is not self.discriminator:
+            # Wrapped in DistributedDataParallel, which takes one forward pass per backward pass.
             d_real, d_fake = self.train_discriminator(torch.cat([real, fake.detach()])).split(n)
         else:
             d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())

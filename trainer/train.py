@@ -89,7 +89,8 @@ def train(model: str, recipe: Recipe, run_dir: Path, *, data_dir: Path = DEFAULT
                              "resume with the same settings or start a new --run-dir")
         _restore(task, state, schedulers)
         start_epoch, history = state["epoch"] + 1, state["history"]
-        _write_log(log_path, history)  # the log may hold epochs after the checkpoint's
+        if world.is_main:
+            _write_log(log_path, history)  # the log may hold epochs after the checkpoint's
         log.info("%s: resuming after epoch %d from %s", model, state["epoch"], ckpt_path)
     elif log_path.exists() and world.is_main:
         log_path.unlink()
