@@ -159,6 +159,19 @@ def test_r1_penalty_adds_the_discriminator_gradient_norm():
     assert losses[10.0] > losses[0.0]
 
 
+@pytest.mark.parametrize("g_step_dropout", [True, False])
+def test_the_generator_step_scores_with_or_without_the_discriminators_dropout(g_step_dropout):
+    torch.manual_seed(0)
+    task = TASKS["gan"](recipe_for("full", "gan", g_step_dropout=g_step_dropout))
+    task.train(True)
+    modes = []
+    task.discriminator.register_forward_hook(lambda module, args, out: modes.append(module.training))
+    task.step(*_batch())
+    # Its own step on real and on fake images with dropout, then the generator's step.
+    assert modes == [True, True, g_step_dropout]
+    assert task.discriminator.training
+
+
 def test_the_vae_relu_starts_leaky_and_ends_plain():
     import torch
 

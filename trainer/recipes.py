@@ -20,6 +20,9 @@ class Recipe:
     train_len: int | None = None  # use only the first N training images; None: all 60,000
     salt_max: float = 0.0  # DAE: each image's salt share drawn uniformly from [0, salt_max]
     r1_gamma: float = 0.0  # GAN: weight of the R1 penalty gamma/2 * |grad_x D(x)|^2 on real images; 0: off
+    # GAN: whether D's dropout is on when D scores the generator's batch; off, G follows
+    # the gradient of D itself rather than of one random thinning of it.
+    g_step_dropout: bool = True
     # VAE: the encoder's 16-unit ReLU trains as a leaky ReLU whose negative slope falls
     # linearly from relu_leak to 0 over the first relu_leak_epochs, then as a plain ReLU.
     # With a plain ReLU from the start, 13 of the 16 units die in the first epoch.

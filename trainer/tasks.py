@@ -158,6 +158,7 @@ class GANTask(Task):
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.train_generator, self.train_discriminator = self.generator, self.discriminator
         self.r1_gamma = recipe.r1_gamma
+        self.recipe = recipe
         self.modules = {"generator": self.generator, "discriminator": self.discriminator,
                         "generator_ema": self.generator_ema}
         self.optimizers = {
@@ -194,7 +195,10 @@ class GANTask(Task):
         # Non-saturating generator loss: maximise log D(G(z)). D is frozen here, so the plain
         # module serves: there is no gradient of D to synchronise.
         self.discriminator.requires_grad_(False)
+        training = self.discriminator.training
+        self.discriminator.train(training and self.recipe.g_step_dropout)
         g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake), ones)
+        self.discriminator.train(training)
         opt_g = self.optimizers["generator"]
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
