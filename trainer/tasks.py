@@ -157,7 +157,6 @@ class GANTask(Task):
         self.generator, self.discriminator = Generator(), Discriminator()
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.train_generator, self.train_discriminator = self.generator, self.discriminator
-        self.r1_gamma = recipe.r1_gamma
         self.recipe = recipe
         self.modules = {"generator": self.generator, "discriminator": self.discriminator,
                         "generator_ema": self.generator_ema}
@@ -175,7 +174,7 @@ class GANTask(Task):
         fake = self.train_generator(torch.randn(n, NOISE_DIM, device=real.device))
         ones, zeros = real.new_ones(n, 1), real.new_zeros(n, 1)
 
-        real.requires_grad_(self.r1_gamma > 0)
+        real.requires_grad_(self.recipe.r1_gamma > 0)
         if self.train_discriminator is not self.discriminator:
             # Wrapped in DistributedDataParallel, which takes one forward pass per backward pass.
             d_real, d_fake = self.train_discriminator(torch.cat([real, fake.detach()])).split(n)
@@ -183,10 +182,10 @@ class GANTask(Task):
             d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
         d_loss = (F.binary_cross_entropy_with_logits(d_real, ones * self.REAL_LABEL)
                   + F.binary_cross_entropy_with_logits(d_fake, zeros))
-        if self.r1_gamma > 0:
+        if self.recipe.r1_gamma > 0:
             # R1 (Mescheder et al. 2018): a steep D on real data is what lets G collapse onto easy digits.
             grad, = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-            d_loss = d_loss + 0.5 * self.r1_gamma * grad.pow(2).flatten(1).sum(1).mean()
+            d_loss = d_loss + 0.5 * self.recipe.r1_gamma * grad.pow(2).flatten(1).sum(1).mean()
         opt_d = self.optimizers["discriminator"]
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
