@@ -23,8 +23,9 @@ from .errors import DeadlineExceeded, QueueFull
 from .metrics import Metrics
 
 RunFn = Callable[[np.ndarray], list[np.ndarray]]
-# A run expected to take less than this runs on the event loop itself: handing it to a
-# thread and back costs more than the run (a batch-1 GAN run takes ~0.1 ms).
+# A run expected to take less than this runs on the event loop itself (on the model's
+# one-thread session, ``run_short``): handing it to a thread and back costs more than the
+# run (a batch-1 GAN run takes ~0.1 ms).
 INLINE_BELOW = 0.5e-3  # seconds
 
 
@@ -38,9 +39,10 @@ class _Item:
 
 class Batcher:
     def __init__(self, name: str, run: RunFn, *, max_batch: int, max_delay: float, max_queue: int,
-                 executor: Executor, metrics: Metrics):
+                 executor: Executor, metrics: Metrics, run_short: RunFn | None = None):
         self.name = name
         self._run = run
+        self._run_short = run_short or run
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.max_queue = max_queue
@@ -153,7 +155,7 @@ class Batcher:
     def _timed_run(self, rows: np.ndarray) -> list[np.ndarray]:
         """A run on the event loop itself, for runs shorter than a thread hand-over."""
         started = time.perf_counter()
-        outputs = self._run(rows)
+        outputs = self._run_short(rows)
         self._learn(rows, time.perf_counter() - started)
         return outputs
 

@@ -9,9 +9,13 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 import pytest
+from prometheus_client import CollectorRegistry
 
 from client import AsyncGenerativeClient, GenerativeClient, GenserveError
 from conftest import ServerProcess
+from server.engine import Engine
+from server.metrics import Metrics
+from server.settings import Settings
 
 GAN = {"model": "gan_generator"}
 
@@ -102,3 +106,21 @@ def test_a_request_of_more_chunks_than_the_queue_holds_is_served(tiny_repository
         assert np.array_equal(images, expected_gan(onnx_gan, 20, 3))
     finally:
         assert server.stop() == 0, server.log
+
+
+def test_short_runs_use_a_one_thread_session_that_gives_the_same_bytes(tiny_repository):
+    rng = np.random.default_rng(0)
+    engine = Engine(Settings(model_repository=tiny_repository, intra_op_threads=2), Metrics(CollectorRegistry()))
+    engine.load()
+    for name, model in engine.models.items():
+        assert model.session.get_session_options().intra_op_num_threads == 2
+        assert model.short_session.get_session_options().intra_op_num_threads == 1
+        item_shape = model.session.get_inputs()[0].shape[1:]
+        for n in (1, 5, 64):
+            feed = {model.input_name: rng.random((n, *item_shape), dtype=np.float32)}
+            for threaded, short in zip(model.session.run(None, feed), model.short_session.run(None, feed)):
+                assert np.array_equal(threaded, short), f"{name} at batch {n}"
+
+    one_thread = Engine(Settings(model_repository=tiny_repository, intra_op_threads=1), Metrics(CollectorRegistry()))
+    one_thread.load()
+    assert all(m.short_session is m.session for m in one_thread.models.values())
