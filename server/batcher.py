@@ -6,6 +6,17 @@ While a run is in progress the next requests queue up, so under load batches gro
 themselves without any waiting; ``max_delay`` only trades latency for larger batches
 when the model is idle. Rows never influence each other: a request gets the same
 bytes alone or in a batch (tests/test_batching.py checks it).
+
+Runs shorter than the work of taking in a request (a batch-1 GAN run: 0.1 ms against
+about 0.3 ms) leave the model idle whenever a request arrives, so under load their
+batches would stay at one request each. With ``max_gather`` the batcher gathers
+instead: it holds a batch while requests keep arriving, until the event loop has sat
+idle for ``GAP_FACTOR`` usual gaps between arrivals (no request is on its way), the
+batch holds as many requests as the largest recent one (a fixed set of callers has
+all arrived), it is full, or ``max_gather`` has passed. It gathers only while that
+pays: ``MISSES_TO_STOP`` gathers in a row that no request joins stop it, and then one
+request in every ``PROBE_EVERY`` seconds tries again, so that a lone caller is rarely
+held back, and then by one gap.
 """
 
 from __future__ import annotations
@@ -27,6 +38,10 @@ RunFn = Callable[[np.ndarray], list[np.ndarray]]
 # one-thread session, ``run_short``): handing it to a thread and back costs more than the
 # run (a batch-1 GAN run takes ~0.1 ms).
 INLINE_BELOW = 0.5e-3  # seconds
+GAP_FACTOR = 2.0  # a gather ends when no request arrived for this many usual gaps
+PROBE_EVERY = 0.1  # seconds between tries to gather while gathering does not pay
+MISSES_TO_STOP = 3  # gathers in a row that no request joins before gathering stops
+RECENT_GATHERS = 16  # gathers whose sizes say how many requests usually come
 
 
 @dataclass
@@ -39,13 +54,15 @@ class _Item:
 
 class Batcher:
     def __init__(self, name: str, run: RunFn, *, max_batch: int, max_delay: float, max_queue: int,
-                 executor: Executor, metrics: Metrics, run_short: RunFn | None = None):
+                 executor: Executor, metrics: Metrics, run_short: RunFn | None = None,
+                 max_gather: float = 0.0):
         self.name = name
         self._run = run
         self._run_short = run_short or run
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.max_queue = max_queue
+        self.max_gather = max_gather
         self._executor = executor
         self._metrics = metrics
         self._queue: collections.deque[_Item] = collections.deque()
@@ -55,10 +72,19 @@ class Batcher:
         self._worker: asyncio.Task | None = None
         self._seconds_per_row: float | None = None  # moving average, for the inline decision
         self._busy = False  # a run is in progress
+        self._gathering = False  # gathers have been joined by other requests
+        self._misses = 0  # gathers in a row that no request joined
+        self._recent_sizes: collections.deque[int] = collections.deque(maxlen=RECENT_GATHERS)
+        self._probe = False  # a request was queued to try gathering again
+        self._last_probe = 0.0
+        self._arrival_gap: float | None = None  # moving average of seconds between arrivals
+        self._last_arrival = 0.0
+        self._arrived: asyncio.Future | None = None  # what a gather waits on
 
     async def infer(self, rows: np.ndarray, deadline: float | None = None) -> list[np.ndarray]:
         """The model's outputs for ``rows``; a request over ``max_batch`` rows runs in chunks."""
-        if self._can_run_now(len(rows)):
+        gather = self._wants_to_gather()
+        if not gather and self._can_run_now(len(rows)):
             # Idle, nothing queued, no delay asked for and a short run: the batch would be
             # this request alone, so skip the hand-over to the batching task and back.
             self._metrics.queue_seconds.labels(self.name).observe(0.0)
@@ -86,6 +112,8 @@ class Batcher:
             futures.append(item.future)
         self._metrics.queue_depth.labels(self.name).set(len(self._queue))
         self._wake.set()
+        if self._arrived is not None and not self._arrived.done():
+            self._arrived.set_result(True)
         if self._queued_rows >= self.max_batch:
             self._full.set()
         if len(futures) == 1:
@@ -114,6 +142,9 @@ class Batcher:
                         await asyncio.wait_for(self._full.wait(), wait)
                     except asyncio.TimeoutError:
                         pass
+            elif (self._gathering or self._probe) and self._queue and self._queued_rows < self.max_batch:
+                await self._gather(loop)
+            self._probe = False
             batch = self._take()
             if not self._queue:
                 self._wake.clear()
@@ -144,6 +175,67 @@ class Batcher:
                 if not item.future.done():
                     item.future.set_result([out[start:stop] for out in outputs])
                 start = stop
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hold the queued batch while requests keep arriving; learn whether that pays."""
+        until = self._queue[0].queued + self.max_gather
+        gap = self.max_gather / 4 if self._arrival_gap is None else GAP_FACTOR * self._arrival_gap
+        self._last_arrival = time.monotonic()
+        # As many requests as the largest recent batch: with a fixed number of callers
+        # (each sending again when answered) no more are coming, so stop there. If as many
+        # arrived while the last batch was answered, the callers have grown: no cap this time.
+        usual = max(self._recent_sizes, default=self.max_queue)
+        if len(self._queue) >= usual:
+            usual = self.max_queue
+        joined, waited = 0, False
+        while self._queued_rows < self.max_batch and len(self._queue) < usual:
+            now = time.monotonic()
+            timeout = min(gap, until - now)
+            if timeout <= 0:
+                break
+            waited = True
+            queued, busy_since = len(self._queue), time.thread_time()
+            self._arrived = loop.create_future()
+            timer = loop.call_later(timeout, _settle, self._arrived)
+            try:
+                await self._arrived
+            finally:
+                timer.cancel()
+                self._arrived = None
+            if len(self._queue) == queued:
+                # The event loop's CPU time over the wait tells an idle gap, when no request
+                # is on its way, from one spent answering the last batch, with arrivals behind it.
+                if time.thread_time() - busy_since < 0.5 * (time.monotonic() - now):
+                    break
+                continue
+            now = time.monotonic()
+            between = (now - self._last_arrival) / (len(self._queue) - queued)
+            self._last_arrival = now
+            self._arrival_gap = between if self._arrival_gap is None else (
+                0.8 * self._arrival_gap + 0.2 * between)
+            gap = min(GAP_FACTOR * self._arrival_gap, self.max_gather)
+            joined += len(self._queue) - queued
+        if not waited:  # a batch that waited its time out during a long run says nothing of arrivals
+            return
+        if len(self._queue) > 1:
+            self._recent_sizes.append(len(self._queue))
+            self._gathering, self._misses = True, 0
+        else:  # a lone request gained nothing by waiting; a few in a row end the gathering
+            self._misses += 1
+            self._gathering = self._gathering and self._misses < MISSES_TO_STOP
+
+    def _wants_to_gather(self) -> bool:
+        """Whether a request arriving at an idle model, with nothing queued, should start a
+        gather: while gathering pays, and once every PROBE_EVERY seconds while it does not."""
+        if self.max_gather <= 0 or self.max_delay > 0 or self._busy or self._queue:
+            return False
+        if self._gathering:
+            return True
+        now = time.monotonic()
+        if now - self._last_probe < PROBE_EVERY:
+            return False
+        self._last_probe, self._probe = now, True
+        return True
 
     def _is_small(self, rows: int) -> bool:
         return self._seconds_per_row is not None and self._seconds_per_row * rows < INLINE_BELOW
@@ -183,3 +275,8 @@ class Batcher:
             batch.append(item)
             rows += len(item.rows)
         return batch
+
+
+def _settle(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(False)

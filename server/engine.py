@@ -137,7 +137,8 @@ class Engine:
             name, lambda rows, m=model: self._run(m, m.session, rows),
             run_short=lambda rows, m=model: self._run(m, m.short_session, rows),
             max_batch=self.settings.max_batch_size, max_delay=self.settings.max_queue_delay_us / 1e6,
-            max_queue=self.settings.max_queue_size, executor=self._executor, metrics=self.metrics)
+            max_queue=self.settings.max_queue_size, executor=self._executor, metrics=self.metrics,
+            max_gather=self.settings.max_gather_us / 1e6)
         return model
 
     def install(self, model: LoadedModel) -> None:

@@ -27,6 +27,7 @@ class Settings:
     max_sample_n: int = 1024
     max_batch_size: int = 256
     max_queue_delay_us: int = 0
+    max_gather_us: int = 5000
     max_queue_size: int = 1024
     workers: int = 1
     poll_interval: float = 0.0
@@ -174,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dynamic batching: microseconds a request may wait for others to join its batch "
                         "while the model is idle; 0 runs at once and batches only what queued up during "
                         "the previous run [GENSERVE_MAX_QUEUE_DELAY_US]")
+    p.add_argument("--max-gather-us", type=_non_negative_int, default=_env("MAX_GATHER_US", d.max_gather_us),
+                   help="dynamic batching under load: microseconds a batch may be held while requests keep "
+                        "arriving, where the model runs faster than requests are taken in; it waits only "
+                        "while that pays, so a lone caller is not held; 0: off [GENSERVE_MAX_GATHER_US]")
     p.add_argument("--max-queue-size", type=_positive_int, default=_env("MAX_QUEUE_SIZE", d.max_queue_size),
                    help="requests that may wait per model; more get RESOURCE_EXHAUSTED at once "
                         "[GENSERVE_MAX_QUEUE_SIZE]")

@@ -124,3 +124,49 @@ def test_short_runs_use_a_one_thread_session_that_gives_the_same_bytes(tiny_repo
     one_thread = Engine(Settings(model_repository=tiny_repository, intra_op_threads=1), Metrics(CollectorRegistry()))
     one_thread.load()
     assert all(m.short_session is m.session for m in one_thread.models.values())
+
+
+@pytest.fixture(scope="module")
+def gathering_server(tiny_repository):
+    """No fixed queue delay; gathering under load on, for up to 30 ms."""
+    process = ServerProcess(tiny_repository, "--max-gather-us", "30000").wait_ready()
+    yield process
+    assert process.stop() == 0, process.log
+
+
+def test_under_load_short_runs_gather_the_requests_that_keep_arriving(gathering_server, onnx_gan):
+    runs, requests = (gathering_server.metric("genserve_batch_size_count", **GAN),
+                      gathering_server.metric("genserve_batch_size_sum", **GAN))
+
+    async def callers():
+        async with AsyncGenerativeClient(gathering_server.target, retries=0) as client:
+            async def caller(first_seed):
+                return [await client.sample_digits(n=1, seed=seed, as_float=True)
+                        for seed in range(first_seed, first_seed + 40)]
+            return await asyncio.gather(*(caller(100 * c) for c in range(32)))
+
+    results = asyncio.run(callers())
+    runs = gathering_server.metric("genserve_batch_size_count", **GAN) - runs
+    requests = gathering_server.metric("genserve_batch_size_sum", **GAN) - requests
+    assert requests == 1280
+    # A tiny model's run takes far less than taking in a request: without gathering,
+    # nearly every run would be a batch of one.
+    assert runs <= requests / 4, f"{requests:.0f} requests in {runs:.0f} runs"
+    for c in (0, 17, 31):
+        for i in (0, 39):
+            assert np.array_equal(results[c][i], expected_gan(onnx_gan, 1, 100 * c + i)), (c, i)
+
+
+def test_a_lone_caller_is_not_held_back_to_gather(gathering_server):
+    def answered_at_once():  # requests that spent under 0.5 ms in the queue
+        return gathering_server.metric("genserve_queue_duration_seconds_bucket", le="0.0005", **GAN)
+
+    time.sleep(0.5)  # load from another test has gone: gathering stops after a few lone requests
+    with GenerativeClient(gathering_server.target, retries=0) as client:
+        for seed in range(5):
+            client.sample_digits(n=1, seed=seed)
+        before = answered_at_once()
+        for seed in range(200):
+            client.sample_digits(n=1, seed=seed)
+    # One request in every 0.1 s tries whether gathering pays again, and waits for a gap.
+    assert answered_at_once() - before >= 180
