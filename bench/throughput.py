@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -75,8 +74,9 @@ def payloads(rpc: str, n: int, seed: int = 0):
     return _calls.encode_request(images, 2**62).ByteSize(), response.ByteSize(), images
 
 
-def in_process(repository: str, model: str, row_shape: tuple[int, ...], n: int, runs: int, threads: int) -> float:
-    """Median seconds of one onnxruntime run at batch n, with the server's session options."""
+def in_process(repository: str, model: str, row_shape: tuple[int, ...], n: int, threads: int):
+    """A run of onnxruntime at batch n with the server's session options, warmed up:
+    call it with a number of runs to get their mean seconds."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -85,12 +85,15 @@ def in_process(repository: str, model: str, row_shape: tuple[int, ...], n: int, 
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((n, *row_shape), dtype=np.float32)}
     for _ in range(3):
         session.run(None, feed)
-    times = []
-    for _ in range(runs):
+
+    def mean_seconds(runs: int) -> float:
+        # A mean over as many runs as the served cell has requests, taken just before it:
+        # the served figure is a mean over seconds too, and this machine's speed drifts.
         started = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for _ in range(runs):
+            session.run(None, feed)
+        return (time.perf_counter() - started) / runs
+    return mean_seconds
 
 
 async def drive_server(target: str, rpc: str, n: int, arg, requests: int, concurrency: int) -> Result:
@@ -178,12 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         for rpc in args.rpcs:
             model, row_shape = RPCS[rpc]
             for n in args.n:
-                ort_seconds = in_process(args.model_repository, model, row_shape, n,
-                                         runs=5 if args.quick else max(10, 2000 // n),
-                                         threads=args.intra_op_threads)
+                limit = in_process(args.model_repository, model, row_shape, n, threads=args.intra_op_threads)
                 request_bytes, response_bytes, arg = payloads(rpc, n)
                 for concurrency in args.concurrency:
                     count = requests_for(n, args.requests, concurrency)
+                    ort_seconds = limit(count)
                     served = asyncio.run(drive_server(server.target, rpc, n, arg, count, concurrency))
                     echoed = asyncio.run(drive_echo(echo_server.target, request_bytes, response_bytes, count,
                                                     concurrency))
