@@ -187,7 +187,7 @@ class Batcher:
         usual = max(self._recent_sizes, default=self.max_queue)
         if len(self._queue) >= usual:
             usual = self.max_queue
-        joined, waited = 0, False
+        waited = False
         while self._queued_rows < self.max_batch and len(self._queue) < usual:
             now = time.monotonic()
             timeout = min(gap, until - now)
@@ -214,8 +214,7 @@ class Batcher:
             self._arrival_gap = between if self._arrival_gap is None else (
                 0.8 * self._arrival_gap + 0.2 * between)
             gap = min(GAP_FACTOR * self._arrival_gap, self.max_gather)
-            joined += len(self._queue) - queued
-        if not waited:  # a batch that waited its time out during a long run says nothing of arrivals
+        if not waited:  # its time had passed while it queued behind a run: it says nothing of arrivals
             return
         if len(self._queue) > 1:
             self._recent_sizes.append(len(self._queue))
