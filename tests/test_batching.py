@@ -27,6 +27,11 @@ def onnx_gan(tiny_repository):
     return lambda noise: session.run(None, {"noise": noise})[0].reshape(-1, 28, 28)
 
 
+def runs_and_rows(server):
+    """The GAN's model runs so far, and the rows they held."""
+    return (server.metric("genserve_batch_size_count", **GAN), server.metric("genserve_batch_size_sum", **GAN))
+
+
 def expected_gan(onnx_gan, n, seed):
     return onnx_gan(np.random.default_rng(seed).standard_normal((n, 100), dtype=np.float32))
 
@@ -42,8 +47,7 @@ def batching_server(tiny_repository):
 
 
 def test_concurrent_requests_share_one_run_and_get_their_own_bytes(batching_server, onnx_gan):
-    runs, rows = (batching_server.metric("genserve_batch_size_count", **GAN),
-                  batching_server.metric("genserve_batch_size_sum", **GAN))
+    runs, rows = runs_and_rows(batching_server)
 
     async def eight_calls():
         async with AsyncGenerativeClient(batching_server.target, retries=0) as client:
@@ -135,8 +139,7 @@ def gathering_server(tiny_repository):
 
 
 def test_under_load_short_runs_gather_the_requests_that_keep_arriving(gathering_server, onnx_gan):
-    runs, requests = (gathering_server.metric("genserve_batch_size_count", **GAN),
-                      gathering_server.metric("genserve_batch_size_sum", **GAN))
+    runs_before, requests_before = runs_and_rows(gathering_server)
 
     async def callers():
         async with AsyncGenerativeClient(gathering_server.target, retries=0) as client:
@@ -146,8 +149,8 @@ def test_under_load_short_runs_gather_the_requests_that_keep_arriving(gathering_
             return await asyncio.gather(*(caller(100 * c) for c in range(32)))
 
     results = asyncio.run(callers())
-    runs = gathering_server.metric("genserve_batch_size_count", **GAN) - runs
-    requests = gathering_server.metric("genserve_batch_size_sum", **GAN) - requests
+    runs, requests = runs_and_rows(gathering_server)
+    runs, requests = runs - runs_before, requests - requests_before
     assert requests == 1280
     # A tiny model's run takes far less than taking in a request: without gathering,
     # nearly every run would be a batch of one.
