@@ -78,7 +78,6 @@ class Batcher:
         self._probe = False  # a request was queued to try gathering again
         self._last_probe = 0.0
         self._arrival_gap: float | None = None  # moving average of seconds between arrivals
-        self._last_arrival = 0.0
         self._arrived: asyncio.Future | None = None  # what a gather waits on
 
     async def infer(self, rows: np.ndarray, deadline: float | None = None) -> list[np.ndarray]:
@@ -180,7 +179,7 @@ class Batcher:
         """Hold the queued batch while requests keep arriving; learn whether that pays."""
         until = self._queue[0].queued + self.max_gather
         gap = self.max_gather / 4 if self._arrival_gap is None else GAP_FACTOR * self._arrival_gap
-        self._last_arrival = time.monotonic()
+        last_arrival = time.monotonic()
         # As many requests as the largest recent batch: with a fixed number of callers
         # (each sending again when answered) no more are coming, so stop there. If as many
         # arrived while the last batch was answered, the callers have grown: no cap this time.
@@ -209,8 +208,8 @@ class Batcher:
                     break
                 continue
             now = time.monotonic()
-            between = (now - self._last_arrival) / (len(self._queue) - queued)
-            self._last_arrival = now
+            between = (now - last_arrival) / (len(self._queue) - queued)
+            last_arrival = now
             self._arrival_gap = between if self._arrival_gap is None else (
                 0.8 * self._arrival_gap + 0.2 * between)
             gap = min(GAP_FACTOR * self._arrival_gap, self.max_gather)
