@@ -75,8 +75,9 @@ def payloads(rpc: str, n: int, seed: int = 0):
 
 
 def in_process(repository: str, model: str, row_shape: tuple[int, ...], n: int, threads: int):
-    """A run of onnxruntime at batch n with the server's session options, warmed up:
-    call it with a number of runs to get their mean seconds."""
+    """A run of onnxruntime at batch n, one at a time on ``threads`` intra-op threads,
+    with the server's other session options, warmed up: call it with a number of runs
+    to get their mean seconds."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -163,16 +164,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rpcs", nargs="+", default=list(RPCS), choices=list(RPCS), metavar="RPC")
     parser.add_argument("--quick", action="store_true", help="a few hundred requests in all: checks that it runs")
     parser.add_argument("--server-args", default="", help="extra flags for python -m server")
-    parser.add_argument("--intra-op-threads", type=int, default=Settings().threads_per_run,
-                        help="onnxruntime threads, for the server and for the in-process limit alike "
-                             "(default: the server's default on this machine)")
+    parser.add_argument("--limit-threads", type=int, default=available_cores(),
+                        help="onnxruntime intra-op threads of the in-process limit, which makes one run at a "
+                             "time (default: every core)")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.n, args.concurrency, args.rpcs = 40, [1, 16], [1, 8], ["Sample gan", "Denoise"]
 
     print(f"machine: {machine()}", flush=True)
-    server_args = ["--intra-op-threads", str(args.intra_op_threads), *args.server_args.split()]
-    print(f"onnxruntime intra-op threads: {args.intra_op_threads}", flush=True)
+    server_args = args.server_args.split()
+    defaults = Settings()
+    print(f"server: {' '.join(server_args) or 'default settings'} (by default {defaults.model_instances} "
+          f"instances of {defaults.threads_per_run} onnxruntime thread per model); in-process limit: one run at "
+          f"a time on {args.limit_threads} onnxruntime threads", flush=True)
     server = start_server(args.model_repository, *server_args)
     echo_server = start_echo()
     cells: list[Cell] = []
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         for rpc in args.rpcs:
             model, row_shape = RPCS[rpc]
             for n in args.n:
-                limit = in_process(args.model_repository, model, row_shape, n, threads=args.intra_op_threads)
+                limit = in_process(args.model_repository, model, row_shape, n, threads=args.limit_threads)
                 request_bytes, response_bytes, arg = payloads(rpc, n)
                 for concurrency in args.concurrency:
                     count = requests_for(n, args.requests, concurrency)

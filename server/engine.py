@@ -61,11 +61,14 @@ def choose_providers(wanted: tuple[str, ...]) -> list[str]:
 @dataclass
 class LoadedModel:
     version: ModelVersion
-    session: ort.InferenceSession  # intra-op threads as set: for the runs the batcher hands to a thread
+    # Intra-op threads as set, for the runs the batcher hands to threads; onnxruntime lets
+    # the instances run one session at once.
+    session: ort.InferenceSession
     provider: str
     # One intra-op thread, for the short runs made on the event loop: a second thread makes
     # a batch-1 GAN run no faster (0.10 ms against 0.08 ms) and costs 70 % more CPU, which
-    # the concurrent requests need. The same object as ``session`` when that has one thread.
+    # the concurrent requests need. The same object as ``session`` when that has one thread
+    # (the default).
     short_session: ort.InferenceSession | None = field(default=None, repr=False)
     batcher: Batcher | None = field(default=None, repr=False)
 
@@ -90,9 +93,9 @@ class Engine:
         self.served: dict[str, dict[int, LoadedModel]] = {}  # every served version
         self._providers: list[str] = []
         self._retiring: set[asyncio.Task] = set()  # referenced until done, as asyncio asks
-        # Runs too long for the event loop; each model's batcher runs one batch at a time,
-        # so one thread per model is busy at most.
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="onnxruntime")
+        # Runs too long for the event loop, of every model: one thread per instance, so that
+        # the batches waiting behind running ones wait here instead of taking a core.
+        self._executor = ThreadPoolExecutor(max_workers=settings.model_instances, thread_name_prefix="onnxruntime")
 
     def load(self) -> None:
         """Load and warm up the newest version of every model in the repository."""
@@ -138,7 +141,7 @@ class Engine:
             run_short=lambda rows, m=model: self._run(m, m.short_session, rows),
             max_batch=self.settings.max_batch_size, max_delay=self.settings.max_queue_delay_us / 1e6,
             max_queue=self.settings.max_queue_size, executor=self._executor, metrics=self.metrics,
-            max_gather=self.settings.max_gather_us / 1e6)
+            max_gather=self.settings.max_gather_us / 1e6, instances=self.settings.model_instances)
         return model
 
     def install(self, model: LoadedModel) -> None:
@@ -169,8 +172,12 @@ class Engine:
         log.info("retired %s version %d", model.name, model.version.version)
 
     def describe(self) -> str:
-        """The served models for a log line: "dae v3 on CPUExecutionProvider, ..."."""
-        return ", ".join(f"{name} v{m.version.version} on {m.provider}" for name, m in sorted(self.models.items()))
+        """The served models for a log line: "dae v3 on CPUExecutionProvider, ...; 2 instances
+        of 1 onnxruntime thread each"."""
+        instances, threads = self.settings.model_instances, self.settings.threads_per_run
+        return (", ".join(f"{name} v{m.version.version} on {m.provider}" for name, m in sorted(self.models.items()))
+                + f"; {instances} instance{'s' * (instances > 1)} of {threads} onnxruntime "
+                  f"thread{'s' * (threads > 1)} each")
 
     def _warm_up(self, model: LoadedModel) -> None:
         shape = [1 if isinstance(d, str) or d is None else d for d in model.session.get_inputs()[0].shape]

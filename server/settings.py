@@ -22,6 +22,7 @@ class Settings:
     metrics_port: int = 9090
     providers: tuple[str, ...] = ("cuda", "cpu")
     intra_op_threads: int = 0
+    instances: int = 0
     graph_optimization: str = "all"
     max_request_size: int = 1024
     max_sample_n: int = 1024
@@ -47,11 +48,19 @@ class Settings:
 
     @property
     def threads_per_run(self) -> int:
-        """onnxruntime intra-op threads: as asked, or the cores shared out among the
-        workers so that workers x threads does not exceed them."""
-        if self.intra_op_threads:
-            return self.intra_op_threads
-        return max(1, available_cores() // self.workers)
+        """onnxruntime intra-op threads per run: as asked, or one. The cores go to
+        concurrent runs instead (``model_instances``): threads inside one run wait for
+        each other at every layer, and for any of them the OS gave to someone else."""
+        return self.intra_op_threads or 1
+
+    @property
+    def model_instances(self) -> int:
+        """Concurrent runs per worker: as asked, or the cores shared out among the workers
+        and the threads of each run, so that workers x instances x threads does not
+        exceed them."""
+        if self.instances:
+            return self.instances
+        return max(1, available_cores() // (self.workers * self.threads_per_run))
 
 
 def available_cores() -> int:
@@ -158,8 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "the CPU where CUDA cannot load; cuda alone refuses to start without it "
                         "[GENSERVE_PROVIDERS]")
     p.add_argument("--intra-op-threads", type=_non_negative_int, default=_env("INTRA_OP_THREADS", d.intra_op_threads),
-                   help="onnxruntime threads per model run; 0: the cores divided by --workers "
+                   help="onnxruntime threads per model run; 0: one, the cores going to --instances "
                         "[GENSERVE_INTRA_OP_THREADS]")
+    p.add_argument("--instances", type=_non_negative_int, default=_env("INSTANCES", d.instances),
+                   help="model runs at once per worker, as Triton's instance count; a long request that finds "
+                        "the model idle is split across them; 0: the cores divided by --workers and "
+                        "--intra-op-threads [GENSERVE_INSTANCES]")
     p.add_argument("--graph-optimization", type=_one_of(*GRAPH_OPTIMIZATION), metavar="{" + ",".join(GRAPH_OPTIMIZATION) + "}",
                    default=_env("GRAPH_OPTIMIZATION", d.graph_optimization),
                    help="onnxruntime graph optimisation level [GENSERVE_GRAPH_OPTIMIZATION]")

@@ -59,7 +59,8 @@ def run_workers(settings: Settings) -> int:
     log.info("listening on %s:%d, metrics on http://%s:%d/metrics", settings.host, settings.port,
              settings.metrics_host, metrics_server.server_port)
     log.info("%s", describe(settings))
-    log.info("starting %d workers, %d onnxruntime threads each", settings.workers, settings.threads_per_run)
+    log.info("starting %d workers, each running %d model instances of %d onnxruntime threads",
+             settings.workers, settings.model_instances, settings.threads_per_run)
 
     context = multiprocessing.get_context("spawn")  # no forked gRPC or onnxruntime state
     ready = context.Queue()

@@ -39,9 +39,10 @@ def expected_gan(onnx_gan, n, seed):
 @pytest.fixture(scope="module")
 def batching_server(tiny_repository):
     # A long queue delay holds a lone request in the queue, so that the tests can
-    # line up concurrent ones behind it.
+    # line up concurrent ones behind it. One instance, so that no run is split and the
+    # runs can be counted (test_instances.py splits them).
     process = ServerProcess(tiny_repository, "--max-batch-size", "64", "--max-queue-delay-us", "400000",
-                            "--max-queue-size", "16").wait_ready()
+                            "--max-queue-size", "16", "--instances", "1").wait_ready()
     yield process
     assert process.stop() == 0, process.log
 
@@ -124,6 +125,13 @@ def test_short_runs_use_a_one_thread_session_that_gives_the_same_bytes(tiny_repo
             feed = {model.input_name: rng.random((n, *item_shape), dtype=np.float32)}
             for threaded, short in zip(model.session.run(None, feed), model.short_session.run(None, feed)):
                 assert np.array_equal(threaded, short), f"{name} at batch {n}"
+        # What splitting a batch across instances relies on: the rows' bytes do not
+        # depend on the run they are in.
+        rows = rng.random((96, *item_shape), dtype=np.float32)
+        whole = model.session.run(None, {model.input_name: rows})
+        parts = [model.short_session.run(None, {model.input_name: part}) for part in (rows[:48], rows[48:])]
+        for output, *split in zip(whole, *parts):
+            assert np.array_equal(output, np.concatenate(split)), f"{name} split in two"
 
     one_thread = Engine(Settings(model_repository=tiny_repository, intra_op_threads=1), Metrics(CollectorRegistry()))
     one_thread.load()

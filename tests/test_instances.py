@@ -1,0 +1,131 @@
+"""Concurrent model instances in the batcher: batches run on as many threads at once as
+there are instances and no more, a long batch that finds the model idle is split across
+them, and a failed part fails only its own callers. The model here is a function that
+takes a known time, so that the schedule can be read off; the real models' bytes under
+splitting are checked in test_batching.py."""
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from server.batcher import Batcher
+from server.metrics import Metrics
+from server.settings import Settings, available_cores
+
+
+class SlowModel:
+    """Doubles its rows after ``seconds_per_row`` each; records what ran and how many at once."""
+
+    def __init__(self, seconds_per_row: float, fail_on: int | None = None):
+        self.seconds_per_row = seconds_per_row
+        self.fail_on = fail_on
+        self.runs: list[int] = []
+        self.running = self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, rows: np.ndarray) -> list[np.ndarray]:
+        with self._lock:
+            self.runs.append(len(rows))
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            time.sleep(self.seconds_per_row * len(rows))
+            if self.fail_on is not None and self.fail_on in rows:
+                raise RuntimeError("this part failed")
+            return [rows * 2]
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def run_with(model: SlowModel, instances: int, calls):
+    async def main():
+        with ThreadPoolExecutor(instances) as executor:
+            batcher = Batcher("slow", model, max_batch=64, max_delay=0, max_queue=64, executor=executor,
+                              metrics=Metrics(CollectorRegistry()), instances=instances)
+            try:
+                return await calls(batcher), batcher
+            finally:
+                await batcher.close()
+    return asyncio.run(main())
+
+
+def rows(n: int, first: int = 0) -> np.ndarray:
+    return np.arange(first, first + n, dtype=np.float32)[:, None]
+
+
+def test_batches_run_on_as_many_instances_at_once_and_no_more():
+    model = SlowModel(0.2e-3)  # 13 ms for a full batch: far above the inline limit
+
+    async def calls(batcher):
+        return await asyncio.gather(*(batcher.infer(rows(64, 100 * i)) for i in range(8)))
+
+    results, batcher = run_with(model, 2, calls)
+    assert model.most_at_once == 2, model.runs
+    for i, (out,) in enumerate(results):
+        assert np.array_equal(out, rows(64, 100 * i) * 2), f"caller {i}"
+    assert batcher.idle
+
+
+def test_one_instance_runs_one_batch_at_a_time():
+    model = SlowModel(0.2e-3)
+
+    async def calls(batcher):
+        return await asyncio.gather(*(batcher.infer(rows(64, 100 * i)) for i in range(4)))
+
+    run_with(model, 1, calls)
+    assert model.most_at_once == 1
+
+
+def test_a_long_batch_that_finds_the_model_idle_is_split_across_the_instances():
+    model = SlowModel(0.1e-3)
+
+    async def calls(batcher):
+        await batcher.infer(rows(64))  # the batcher learns how long a row takes
+        model.runs.clear()
+        return await batcher.infer(rows(64, 1000))
+
+    (out,), _ = run_with(model, 2, calls)
+    assert sorted(model.runs) == [32, 32]
+    assert np.array_equal(out, rows(64, 1000) * 2)  # the parts are put back in order
+
+
+def test_a_short_batch_is_not_split():
+    model = SlowModel(1e-6)  # 64 rows in well under a millisecond: a split would cost more
+
+    async def calls(batcher):
+        for _ in range(3):
+            await batcher.infer(rows(64))
+        model.runs.clear()
+        return await batcher.infer(rows(64))
+
+    run_with(model, 2, calls)
+    assert model.runs == [64]
+
+
+def test_a_failed_part_fails_its_callers_and_the_batcher_serves_on():
+    model = SlowModel(0.1e-3, fail_on=1040)
+
+    async def calls(batcher):
+        await batcher.infer(rows(64))
+        with pytest.raises(RuntimeError, match="this part failed"):
+            await batcher.infer(rows(64, 1000))  # its second half holds 1040
+        return await batcher.infer(rows(64, 2000))
+
+    (out,), batcher = run_with(model, 2, calls)
+    assert np.array_equal(out, rows(64, 2000) * 2)
+    assert batcher.idle
+
+
+def test_instances_default_to_the_cores_shared_among_workers_and_threads():
+    cores = available_cores()
+    assert Settings().threads_per_run == 1
+    assert Settings().model_instances == cores
+    assert Settings(workers=cores).model_instances == 1
+    assert Settings(intra_op_threads=cores).model_instances == 1
+    assert Settings(instances=3, workers=cores).model_instances == 3
