@@ -78,7 +78,10 @@ class Batcher:
         self.max_gather = max_gather
         self.instances = instances
         self._executor = executor
-        self._metrics = metrics
+        # This model's series, looked up once: a label lookup per request costs more than the observation.
+        self._queue_seconds = metrics.queue_seconds.labels(name)
+        self._queue_depth = metrics.queue_depth.labels(name)
+        self._queue_rejections = metrics.queue_rejections.labels(name)
         self._queue: collections.deque[_Item] = collections.deque()
         self._queued_rows = 0
         self._wake: asyncio.Event | None = None
@@ -103,7 +106,7 @@ class Batcher:
         if not gather and self._can_run_now(len(rows)):
             # Idle, nothing queued, no delay asked for and a short run: the batch would be
             # this request alone, so skip the hand-over to the batching task and back.
-            self._metrics.queue_seconds.labels(self.name).observe(0.0)
+            self._queue_seconds.observe(0.0)
             self._busy = True
             try:
                 return self._timed_run(rows)
@@ -113,7 +116,7 @@ class Batcher:
         # The bound counts waiting chunks; a request is admitted whole while there is room,
         # so that a request of more chunks than the bound is not refused forever.
         if len(self._queue) >= self.max_queue:
-            self._metrics.queue_rejections.labels(self.name).inc()
+            self._queue_rejections.inc()
             raise QueueFull(f"{self.name}: the queue holds its maximum of {self.max_queue} requests; "
                             "retry later or add replicas")
         if self._worker is None:
@@ -126,7 +129,7 @@ class Batcher:
             self._queue.append(item)
             self._queued_rows += len(chunk)
             futures.append(item.future)
-        self._metrics.queue_depth.labels(self.name).set(len(self._queue))
+        self._queue_depth.set(len(self._queue))
         self._wake.set()
         if self._arrived is not None and not self._arrived.done():
             self._arrived.set_result(True)
@@ -170,7 +173,7 @@ class Batcher:
                 self._wake.clear()
             if self._queued_rows < self.max_batch:
                 self._full.clear()
-            self._metrics.queue_depth.labels(self.name).set(len(self._queue))
+            self._queue_depth.set(len(self._queue))
             if not batch:
                 continue
             rows = batch[0].rows if len(batch) == 1 else np.concatenate([item.rows for item in batch])
@@ -320,7 +323,7 @@ class Batcher:
                 item.future.set_exception(DeadlineExceeded(
                     f"{self.name}: the deadline passed after {now - item.queued:.3f} s in the queue"))
                 continue
-            self._metrics.queue_seconds.labels(self.name).observe(now - item.queued)
+            self._queue_seconds.observe(now - item.queued)
             batch.append(item)
             rows += len(item.rows)
         return batch

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from prometheus_client import Histogram
 
 from genserve.repository import ModelVersion, newest_versions, read_version
 
@@ -71,6 +72,9 @@ class LoadedModel:
     # (the default).
     short_session: ort.InferenceSession | None = field(default=None, repr=False)
     batcher: Batcher | None = field(default=None, repr=False)
+    # Its series of the run metrics, looked up once rather than per run.
+    inference_seconds: Histogram | None = field(default=None, repr=False)
+    batch_size: Histogram | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -131,7 +135,9 @@ class Engine:
         if provider != providers[0]:
             log.warning("%s: %s did not load; running on %s", name, providers[0], provider)
         short_session = session if threads == 1 else self._session(version, 1)
-        model = LoadedModel(version, session, provider, short_session)
+        model = LoadedModel(version, session, provider, short_session,
+                            inference_seconds=self.metrics.inference_seconds.labels(name),
+                            batch_size=self.metrics.batch_size.labels(name))
         try:
             self._warm_up(model)
         except Exception as exc:
@@ -200,8 +206,8 @@ class Engine:
     def _run(self, model: LoadedModel, session: ort.InferenceSession, rows: np.ndarray) -> list[np.ndarray]:
         started = time.perf_counter()
         outputs = session.run(None, {model.input_name: rows})
-        self.metrics.inference_seconds.labels(model.name).observe(time.perf_counter() - started)
-        self.metrics.batch_size.labels(model.name).observe(len(rows))
+        model.inference_seconds.observe(time.perf_counter() - started)
+        model.batch_size.observe(len(rows))
         return outputs
 
     async def infer(self, model: LoadedModel, rows: np.ndarray, deadline: float | None = None

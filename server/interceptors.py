@@ -34,6 +34,10 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
         self.draining = False
         self._active = 0
         self._idle: asyncio.Event | None = None
+        # Per method, built once rather than per call. Sound only while this is the last
+        # interceptor (app.py puts the bearer-token check before it): what follows it is
+        # the method's registered handler, the same for every call.
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def wait_idle(self, timeout: float) -> bool:
         """True when no call is running, False if some still run after ``timeout`` seconds."""
@@ -47,11 +51,19 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
             return False
 
     async def intercept_service(self, continuation, details):
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(details)
         service, _, rpc = details.method.lstrip("/").rpartition("/")
         if handler is None or handler.unary_unary is None or service not in self.services:
             return handler
+        wrapped = self._wrapped[details.method] = self._wrap(handler, details.method, rpc)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str, rpc: str) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
+        request_seconds = self.metrics.request_seconds.labels(rpc)
 
         async def wrapper(request, context):
             started = time.perf_counter()
@@ -76,14 +88,14 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                 raise
             except Exception:
                 code = grpc.StatusCode.INTERNAL
-                log.exception("%s failed", details.method)
+                log.exception("%s failed", method)
                 await context.abort(code, f"{rpc}: internal error; the server logged the details")
             finally:
                 self._active -= 1
                 if self._active == 0 and self._idle is not None:
                     self._idle.set()
                 self.metrics.in_flight.dec()
-                self.metrics.request_seconds.labels(rpc).observe(time.perf_counter() - started)
+                request_seconds.observe(time.perf_counter() - started)
                 self.metrics.requests.labels(rpc, current_model.get(), code.name).inc()
 
         return grpc.unary_unary_rpc_method_handler(
