@@ -23,6 +23,12 @@ class Result:
     def rps(self) -> float:
         return self.requests / self.seconds
 
+    @classmethod
+    def combine(cls, parts: list["Result"]) -> "Result":
+        """One result of several runs of the same calls, as if they had run back to back."""
+        return cls(sum(p.requests for p in parts), sum(p.seconds for p in parts),
+                   np.concatenate([p.latencies for p in parts]), sum(p.errors for p in parts))
+
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies, q)) if len(self.latencies) else float("nan")
 
