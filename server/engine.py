@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+# Imported here, at start: numpy loads numpy.random on first use, which would otherwise
+# land on the first Encode or Sample call.
+from numpy.random import default_rng
 from prometheus_client import Histogram
 
 from genserve.repository import ModelVersion, newest_versions, read_version
@@ -231,7 +234,7 @@ class Engine:
     async def encode(self, model: LoadedModel, images: np.ndarray, seed: int, deadline: float | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mean, log_var = await self.infer(model, images, deadline)
-        eps = np.random.default_rng(seed).standard_normal(mean.shape, dtype=np.float32)
+        eps = default_rng(seed).standard_normal(mean.shape, dtype=np.float32)
         return mean, log_var, (mean + np.exp(0.5 * log_var) * eps).astype(np.float32)
 
     async def decode(self, model: LoadedModel, z: np.ndarray, deadline: float | None = None) -> np.ndarray:
@@ -240,7 +243,7 @@ class Engine:
     async def sample(self, model: LoadedModel, n: int, seed: int, deadline: float | None = None) -> np.ndarray:
         """``n`` images from a sampler (SAMPLERS), from seeded standard-normal noise."""
         _, item_shape, _ = CONTRACT[model.name]
-        noise = np.random.default_rng(seed).standard_normal((n, *item_shape), dtype=np.float32)
+        noise = default_rng(seed).standard_normal((n, *item_shape), dtype=np.float32)
         return (await self.infer(model, noise, deadline))[0]
 
     async def denoise(self, model: LoadedModel, images: np.ndarray, deadline: float | None = None) -> np.ndarray:
