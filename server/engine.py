@@ -8,7 +8,6 @@ import functools
 import logging
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,9 +99,6 @@ class Engine:
         self.served: dict[str, dict[int, LoadedModel]] = {}  # every served version
         self._providers: list[str] = []
         self._retiring: set[asyncio.Task] = set()  # referenced until done, as asyncio asks
-        # Runs too long for the event loop, of every model: one thread per instance, so that
-        # the batches waiting behind running ones wait here instead of taking a core.
-        self._executor = ThreadPoolExecutor(max_workers=settings.model_instances, thread_name_prefix="onnxruntime")
 
     def load(self) -> None:
         """Load and warm up the newest version of every model in the repository."""
@@ -149,7 +145,7 @@ class Engine:
             name, lambda rows, m=model: self._run(m, m.session, rows),
             run_short=lambda rows, m=model: self._run(m, m.short_session, rows),
             max_batch=self.settings.max_batch_size, max_delay=self.settings.max_queue_delay_us / 1e6,
-            max_queue=self.settings.max_queue_size, executor=self._executor, metrics=self.metrics,
+            max_queue=self.settings.max_queue_size, metrics=self.metrics,
             max_gather=self.settings.max_gather_us / 1e6, instances=self.settings.model_instances)
         return model
 
@@ -226,7 +222,6 @@ class Engine:
         for versions in self.served.values():
             for model in versions.values():
                 await model.batcher.close()
-        self._executor.shutdown(wait=False)
 
     # The four operations, each on the model version its call resolved. Images are
     # float32 [N,1,28,28] in [0,1] both ways.

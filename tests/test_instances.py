@@ -129,3 +129,29 @@ def test_instances_default_to_the_cores_shared_among_workers_and_threads():
     assert Settings(workers=cores).model_instances == 1
     assert Settings(intra_op_threads=cores).model_instances == 1
     assert Settings(instances=3, workers=cores).model_instances == 3
+
+
+def test_a_model_never_waits_behind_another_models_runs():
+    slow, quick = SlowModel(1e-3), SlowModel(0.05e-3)  # 64 rows: 64 ms against 3.2 ms, both on threads
+
+    async def main():
+        metrics = Metrics(CollectorRegistry())
+        batchers = [Batcher(name, model, max_batch=64, max_delay=0, max_queue=64, metrics=metrics, instances=1)
+                    for name, model in (("slow", slow), ("quick", quick))]
+        try:
+            backlog = [asyncio.create_task(batchers[0].infer(rows(64, 100 * i))) for i in range(4)]
+            await asyncio.sleep(0.01)  # the slow model's runs have started
+            started = time.perf_counter()
+            (out,) = await batchers[1].infer(rows(64))
+            waited = time.perf_counter() - started
+            await asyncio.gather(*backlog)
+            return out, waited
+        finally:
+            for batcher in batchers:
+                await batcher.close()
+
+    out, waited = asyncio.run(main())
+    assert np.array_equal(out, rows(64) * 2)
+    # Behind the slow model's four runs it would wait about 250 ms; on its own threads
+    # it waits for none of them.
+    assert waited < 0.1, f"waited {waited * 1e3:.0f} ms"
