@@ -117,13 +117,6 @@ def server_call(client: AsyncGenerativeClient, rpc: str, n: int, arg):
     return lambda i: client.denoise(arg)
 
 
-async def drive_server(target: str, rpc: str, n: int, arg, requests: int, concurrency: int) -> Result:
-    async with AsyncGenerativeClient(target, retries=0, timeout=120) as client:
-        call = server_call(client, rpc, n, arg)
-        await drive(call, max(concurrency, requests // 10), concurrency)  # warm-up
-        return await drive(call, requests, concurrency)
-
-
 async def measure_cell(targets: list[str], echo_target: str, rpc: str, n: int, arg, payload: bytes,
                        limit, requests: int, concurrency: int) -> tuple[list[Result], Result, float]:
     """``requests`` requests to each server in ``targets`` and to the echo server, and as

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -70,7 +70,7 @@ class _Item:
 
 class Batcher:
     def __init__(self, name: str, run: RunFn, *, max_batch: int, max_delay: float, max_queue: int,
-                 metrics: Metrics, executor: Executor | None = None, run_short: RunFn | None = None,
+                 metrics: Metrics, run_short: RunFn | None = None,
                  max_gather: float = 0.0, instances: int = 1):
         self.name = name
         self._run = run
@@ -80,12 +80,11 @@ class Batcher:
         self.max_queue = max_queue
         self.max_gather = max_gather
         self.instances = instances
-        # A pool of its own by default, one thread per instance: the batches waiting behind
-        # running ones wait in it instead of taking a core, and a model's queue never waits
-        # behind another model's runs (with one shared pool, the soak's median call took
-        # 250 ms behind other models' batches of 256).
-        self._own_executor = executor is None
-        self._executor = executor or ThreadPoolExecutor(max_workers=instances, thread_name_prefix=f"{name}-run")
+        # A pool of its own, one thread per instance: the batches waiting behind running ones
+        # wait in it instead of taking a core, and a model's queue never waits behind another
+        # model's runs (with one shared pool, the soak's median call took 250 ms behind other
+        # models' batches of 256).
+        self._executor = ThreadPoolExecutor(max_workers=instances, thread_name_prefix=f"{name}-run")
         # This model's series, looked up once: a label lookup per request costs more than the observation.
         self._queue_seconds = metrics.queue_seconds.labels(name)
         self._queue_depth = metrics.queue_depth.labels(name)
@@ -158,8 +157,7 @@ class Batcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._own_executor:
-            self._executor.shutdown(wait=False)
+        self._executor.shutdown(wait=False)
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()

@@ -7,7 +7,6 @@ splitting are checked in test_batching.py."""
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -45,13 +44,12 @@ class SlowModel:
 
 def run_with(model: SlowModel, instances: int, calls):
     async def main():
-        with ThreadPoolExecutor(instances) as executor:
-            batcher = Batcher("slow", model, max_batch=64, max_delay=0, max_queue=64, executor=executor,
-                              metrics=Metrics(CollectorRegistry()), instances=instances)
-            try:
-                return await calls(batcher), batcher
-            finally:
-                await batcher.close()
+        batcher = Batcher("slow", model, max_batch=64, max_delay=0, max_queue=64,
+                          metrics=Metrics(CollectorRegistry()), instances=instances)
+        try:
+            return await calls(batcher), batcher
+        finally:
+            await batcher.close()
     return asyncio.run(main())
 
 
