@@ -80,6 +80,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         if unknown:
             raise InvalidArgument(f"outputs: {model.name} has no output {unknown[0]!r}; it has "
                                   f"{', '.join(model.output_names)}")
+        # zip stops at the model's own outputs, leaving out the pixels the engine adds for genserve's API.
         outputs = dict(zip(model.output_names, await self.engine.infer(model, rows, deadline(context))))
         response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version.version),
                                          id=request.id)
