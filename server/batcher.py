@@ -106,6 +106,7 @@ class Batcher:
         self._last_probe = 0.0
         self._arrival_gap: float | None = None  # moving average of seconds between arrivals
         self._arrived: asyncio.Future | None = None  # what a gather waits on
+        self._enough = 0  # queued requests at which a gather ends at once
 
     async def infer(self, rows: np.ndarray, deadline: float | None = None) -> list[np.ndarray]:
         """The model's outputs for ``rows``; a request over ``max_batch`` rows runs in chunks."""
@@ -138,7 +139,8 @@ class Batcher:
             futures.append(item.future)
         self._queue_depth.set(len(self._queue))
         self._wake.set()
-        if self._arrived is not None and not self._arrived.done():
+        if (self._arrived is not None and not self._arrived.done()
+                and (len(self._queue) >= self._enough or self._queued_rows >= self.max_batch)):
             self._arrived.set_result(True)
         if self._queued_rows >= self.max_batch:
             self._full.set()
@@ -241,13 +243,17 @@ class Batcher:
         """Hold the queued batch while requests keep arriving; learn whether that pays."""
         until = self._queue[0].queued + self.max_gather
         gap = self.max_gather / 4 if self._arrival_gap is None else GAP_FACTOR * self._arrival_gap
-        last_arrival = time.monotonic()
+        last_look = time.monotonic()
         # As many requests as the largest recent batch: with a fixed number of callers
         # (each sending again when answered) no more are coming, so stop there. If as many
         # arrived while the last batch was answered, the callers have grown: no cap this time.
         usual = max(self._recent_sizes, default=self.max_queue)
         if len(self._queue) >= usual:
             usual = self.max_queue
+        # Arrivals wake the gather only once it has enough; otherwise it looks at the queue
+        # when each wait of one gap ends. Waking it on every arrival cost each small request
+        # a task step of the event loop, on the loop that limits small requests.
+        self._enough = usual
         waited = False
         while self._queued_rows < self.max_batch and len(self._queue) < usual:
             now = time.monotonic()
@@ -270,8 +276,8 @@ class Batcher:
                     break
                 continue
             now = time.monotonic()
-            between = (now - last_arrival) / (len(self._queue) - queued)
-            last_arrival = now
+            between = (now - last_look) / (len(self._queue) - queued)
+            last_look = now
             self._arrival_gap = between if self._arrival_gap is None else (
                 0.8 * self._arrival_gap + 0.2 * between)
             gap = min(GAP_FACTOR * self._arrival_gap, self.max_gather)
