@@ -64,6 +64,13 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str, rpc: str) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
         request_seconds = self.metrics.request_seconds.labels(rpc)
+        finished = {}  # (model, code) -> its series of the requests counter, looked up once
+
+        def count(model: str, code: grpc.StatusCode) -> None:
+            series = finished.get((model, code))
+            if series is None:
+                series = finished[model, code] = self.metrics.requests.labels(rpc, model, code.name)
+            series.inc()
 
         async def wrapper(request, context):
             started = time.perf_counter()
@@ -96,7 +103,7 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                     self._idle.set()
                 self.metrics.in_flight.dec()
                 request_seconds.observe(time.perf_counter() - started)
-                self.metrics.requests.labels(rpc, current_model.get(), code.name).inc()
+                count(current_model.get(), code)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapper, request_deserializer=handler.request_deserializer,

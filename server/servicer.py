@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import time
 
 from google.protobuf import json_format, struct_pb2
@@ -88,7 +89,13 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
 
 
 def _ref(model: LoadedModel) -> pb.ModelRef:
-    return pb.ModelRef(name=model.name, version=model.version.version)
+    return _model_ref(model.name, model.version.version)
+
+
+@functools.lru_cache(maxsize=256)
+def _model_ref(name: str, version: int) -> pb.ModelRef:
+    # Shared by the responses, which copy it in.
+    return pb.ModelRef(name=name, version=version)
 
 
 def deadline(context) -> float | None:
