@@ -25,11 +25,13 @@ class SlowModel:
         self.fail_on = fail_on
         self.runs: list[int] = []
         self.running = self.most_at_once = 0
+        self.on_loop: list[bool] = []  # per run: whether it ran on the event loop's thread
         self._lock = threading.Lock()
 
     def __call__(self, rows: np.ndarray) -> list[np.ndarray]:
         with self._lock:
             self.runs.append(len(rows))
+            self.on_loop.append(threading.current_thread() is threading.main_thread())
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
         try:
@@ -104,6 +106,27 @@ def test_a_short_batch_is_not_split():
 
     run_with(model, 2, calls)
     assert model.runs == [64]
+
+
+def test_a_batch_of_many_requests_runs_on_the_event_loop_where_a_lone_one_of_its_length_does_not():
+    model = SlowModel(50e-6)  # 50 rows: 2.5 ms, over INLINE_BELOW and under 50 x INLINE_PER_REQUEST
+
+    async def main():
+        # A queue delay lines the requests up into one batch.
+        batcher = Batcher("slow", model, max_batch=64, max_delay=0.05, max_queue=64,
+                          metrics=Metrics(CollectorRegistry()), instances=1)
+        try:
+            await batcher.infer(rows(50))  # the batcher learns how long a row takes
+            many = await asyncio.gather(*(batcher.infer(rows(1, i)) for i in range(50)))
+            await batcher.infer(rows(50))
+            return many
+        finally:
+            await batcher.close()
+
+    many = asyncio.run(main())
+    assert model.runs[1:] == [50, 50]
+    assert model.on_loop[1:] == [True, False]  # fifty requests on the loop; one of 50 rows in a thread
+    assert [out[0][0, 0] for out in many] == [2 * i for i in range(50)]
 
 
 def test_a_failed_part_fails_its_callers_and_the_batcher_serves_on():
