@@ -74,10 +74,14 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY) ->
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE, OIP_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"{settings.host}:{settings.port}"
-    port = (server.add_secure_port(address, credentials) if credentials is not None
-            else server.add_insecure_port(address))
+    try:
+        port = (server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address))
+    except RuntimeError:  # grpcio raises where older versions returned 0
+        port = 0
     if port == 0:
-        raise StartupError(f"cannot listen on {settings.host}:{settings.port}")
+        raise StartupError(f"cannot listen on {address}: the port is taken or the address is not this "
+                           "machine's; choose another --port or --host")
     return App(server, port, gate, health_servicer, servicer, engine, metrics)
 
 

@@ -3,6 +3,7 @@
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -134,6 +135,14 @@ def test_a_missing_model_is_refused(tiny_repository, tmp_path):
     repository = _copy(tiny_repository, tmp_path)
     shutil.rmtree(repository / "dae")
     assert "no version of dae" in _refused(repository)
+
+
+def test_a_taken_port_is_refused_with_its_address(tiny_repository):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert f"cannot listen on 127.0.0.1:{port}: the port is taken" in _refused(tiny_repository, "--port", str(port))
 
 
 def test_a_missing_repository_is_refused(tmp_path):
