@@ -52,8 +52,8 @@ INLINE_BELOW = 2e-3  # seconds
 # A batch of many requests runs on the event loop for longer: up to this much per request
 # it holds, at most INLINE_MAX. The loop spends more on taking in and answering such a batch
 # than on its run, so a thread would win little overlap and cost the hand-over and a core the
-# callers need. GAN n=1 at 64 callers, interleaved, with 5 ms against 2 ms for every batch:
-# 1.09 x the requests/s; a lone request of a few ms still goes to threads and is split.
+# callers need. GAN n=1 at 64 callers, interleaved against 2 ms for every batch: 1.07 x the
+# requests/s (5 ms for every batch: 1.09 x, but a lone Decode of 16 would lose its split).
 INLINE_PER_REQUEST = 80e-6  # seconds
 INLINE_MAX = 5e-3  # seconds
 GAP_FACTOR = 2.0  # a gather ends when no request arrived for this many usual gaps

@@ -273,7 +273,7 @@ def _check_contract(name: str, session: ort.InferenceSession, path: Path) -> Non
 
 def _noise(seed: int, shape: tuple[int, ...]) -> np.ndarray:
     """Standard-normal float32 noise: the stream of numpy's ``default_rng(seed)``, built
-    without default_rng's argument checks (a third of the cost of a batch-1 Sample's noise)."""
+    without default_rng's argument checks (a quarter of the cost of a batch-1 Sample's noise)."""
     return Generator(PCG64(seed)).standard_normal(shape, dtype=np.float32)
 
 

@@ -1,4 +1,4 @@
-"""Float images <-> uint8 pixels: the one rounding rule both directions share."""
+"""A model's float images and the uint8 pixels callers get by default, with the one rounding rule."""
 
 from __future__ import annotations
 
