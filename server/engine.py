@@ -235,8 +235,8 @@ class Engine:
             for model in versions.values():
                 await model.batcher.close()
 
-    # The four operations, each on the model version its call resolved. Images are
-    # float32 [N,1,28,28] in [0,1] both ways.
+    # The four operations, each on the model version its call resolved. Images come in as
+    # float32 [N,1,28,28] in [0,1] and go out as Images: those floats and their uint8 pixels.
 
     async def encode(self, model: LoadedModel, images: np.ndarray, seed: int, deadline: float | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -33,6 +33,11 @@ def make_idx_dir(tmp_path):
     return make
 
 
+def as_uint8(images: np.ndarray) -> np.ndarray:
+    """The uint8 pixels the server answers for float images: rint(clip(x, 0, 1) * 255)."""
+    return np.rint(np.clip(images.reshape(-1, 28, 28), 0, 1) * 255).astype(np.uint8)
+
+
 def run_cli(*args: str, timeout: float = 600, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd)

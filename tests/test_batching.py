@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from client import AsyncGenerativeClient, GenerativeClient, GenserveError
-from conftest import ServerProcess
+from conftest import ServerProcess, as_uint8
 from server.engine import Engine
 from server.metrics import Metrics
 from server.settings import Settings
@@ -62,7 +62,7 @@ def test_concurrent_requests_share_one_run_and_get_their_own_bytes(batching_serv
     for seed, images in enumerate(results):
         expected = expected_gan(onnx_gan, 2, seed)
         if seed % 2:
-            expected = np.rint(np.clip(expected, 0, 1) * 255).astype(np.uint8)
+            expected = as_uint8(expected)
         assert images.dtype == expected.dtype and np.array_equal(images, expected), f"seed {seed}"
 
 

@@ -13,7 +13,7 @@ import pytest
 from client import AsyncGenerativeClient, GenserveError
 from trainer.data import add_salt, load_split
 
-from conftest import ROOT
+from conftest import ROOT, as_uint8
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +24,6 @@ def onnx(tiny_repository):
                                        providers=["CPUExecutionProvider"])
         return session.run(None, {session.get_inputs()[0].name: array})
     return run
-
-
-def as_uint8(images):
-    return np.rint(np.clip(images.reshape(-1, 28, 28), 0, 1) * 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
