@@ -13,7 +13,8 @@ run, and a run is never stalled by a sibling thread the event loop or the client
 the core from. One more batch waits behind each running one (``IN_FLIGHT_PER_INSTANCE``),
 so that an instance that finishes starts the next at once instead of waiting for the
 event loop to hand it over. A long batch that finds the model idle is split across the
-instances, so that a lone caller still gets every core.
+instances, so that a lone caller still gets every core; its first part runs on the event
+loop's own thread.
 
 Runs shorter than the work of taking in a request (a batch-1 GAN run: 0.1 ms against
 about 0.3 ms) leave the model idle whenever a request arrives, so under load their
@@ -207,7 +208,7 @@ class Batcher:
             else:
                 parts = self._parts(len(rows))
                 self._in_flight += parts
-                task = loop.create_task(self._run_in_threads(loop, batch, rows, parts))
+                task = loop.create_task(self._run_parts(loop, batch, rows, parts))
                 self._runs.add(task)
                 task.add_done_callback(self._runs.discard)
 
@@ -219,14 +220,26 @@ class Batcher:
             return 1
         return max(1, min(self.instances, rows // MIN_PART_ROWS))
 
-    async def _run_in_threads(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], rows: np.ndarray,
-                              parts: int) -> None:
+    async def _run_parts(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], rows: np.ndarray,
+                         parts: int) -> None:
         step = -(-len(rows) // parts)
+        # A split batch found the model idle; its first part runs on the event loop itself,
+        # no longer than an inline run may (INLINE_MAX), so that it need not wait for a thread
+        # to wake nor the loop to hear that it ended. GAN n=256 from one caller, interleaved:
+        # 1.03 x the requests/s.
+        here = parts > 1 and self._seconds_per_row * step < INLINE_MAX
         pending = [loop.run_in_executor(self._executor, self._measured_run, rows[i:i + step])
-                   for i in range(0, len(rows), step)]
+                   for i in range(step if here else 0, len(rows), step)]
         for part in pending:
             part.add_done_callback(self._hand_back)
-        results = await asyncio.gather(*pending, return_exceptions=True)
+        first = []
+        if here:
+            try:
+                first.append(self._measured_run(rows[:step]))
+            except Exception as exc:
+                first.append(exc)
+            self._hand_back(None)
+        results = first + await asyncio.gather(*pending, return_exceptions=True)
         failed = next((r for r in results if isinstance(r, BaseException)), None)
         if failed is not None:  # a failed run fails its callers, never the batcher
             _fail(batch, failed)
@@ -236,13 +249,13 @@ class Batcher:
         outputs = results[0][0] if parts == 1 else [np.concatenate(p) for p in zip(*(r[0] for r in results))]
         _answer(batch, outputs)
 
-    def _hand_back(self, _: asyncio.Future) -> None:
+    def _hand_back(self, _: asyncio.Future | None) -> None:
         self._in_flight -= 1
         self._handed_back.set()
 
     def _measured_run(self, rows: np.ndarray) -> tuple[list[np.ndarray], float]:
-        """A run in a thread, with its own duration: the time until the event loop hears
-        of it would count the loop's other work too."""
+        """A run with its own duration: for a thread's run, the time until the event loop
+        hears of it would count the loop's other work too."""
         started = time.perf_counter()
         return self._run(rows), time.perf_counter() - started
 

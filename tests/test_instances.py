@@ -88,10 +88,12 @@ def test_a_long_batch_that_finds_the_model_idle_is_split_across_the_instances():
     async def calls(batcher):
         await batcher.infer(rows(64))  # the batcher learns how long a row takes
         model.runs.clear()
+        model.on_loop.clear()
         return await batcher.infer(rows(64, 1000))
 
     (out,), _ = run_with(model, 2, calls)
     assert sorted(model.runs) == [32, 32]
+    assert sorted(model.on_loop) == [False, True]  # one part in a thread, the first on the event loop
     assert np.array_equal(out, rows(64, 1000) * 2)  # the parts are put back in order
 
 
