@@ -249,8 +249,12 @@ def print_targets(cells: list[Cell]) -> None:
             cell = find(rpc, 256, c)
             if cell:
                 ratio = cell.served.rps * 256 / cell.ort_images_per_s
+                # One caller waits out the transport as well as the run: a server that added
+                # nothing to the echo server's round trip and the in-process run gets this far.
+                most = (f"; a lone caller's most, the in-process run plus the echo round trip: "
+                        f"{cell.ort_seconds / (cell.ort_seconds + 1 / cell.echo.rps):.2f}" if c == 1 else "")
                 print(f"- {rpc} n=256 c={c}: images/s = {ratio:.2f} x in-process onnxruntime at batch 256 "
-                      f"(target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})")
+                      f"(target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'}{most})")
     cell = find("Sample gan", 1, 64)
     if cell:
         ratio = cell.served.rps / cell.echo.rps
