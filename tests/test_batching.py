@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from client import AsyncGenerativeClient, GenerativeClient, GenserveError
 from conftest import ServerProcess, as_uint8
-from server.engine import Engine
+from server.engine import WIDE_ROWS, Engine
 from server.metrics import Metrics
 from server.settings import Settings
 
@@ -137,9 +137,31 @@ def test_short_runs_use_a_one_thread_session_that_gives_the_same_bytes(tiny_repo
         for output, *split in zip(whole, *parts):
             assert np.array_equal(output, np.concatenate(split)), f"{name} split in two"
 
+    assert all(m.wide_session is m.session for m in engine.models.values())
+
     one_thread = Engine(Settings(model_repository=tiny_repository, intra_op_threads=1), Metrics(CollectorRegistry()))
     one_thread.load()
     assert all(m.short_session is m.session for m in one_thread.models.values())
+
+
+def test_batches_on_the_event_loop_use_a_two_thread_session_that_gives_the_same_bytes(tiny_repository):
+    rng = np.random.default_rng(1)
+    engine = Engine(Settings(model_repository=tiny_repository, instances=2), Metrics(CollectorRegistry()))
+    engine.load()
+    for name, model in engine.models.items():
+        assert model.wide_session.get_session_options().intra_op_num_threads == 2
+        assert model.loop_session(WIDE_ROWS) is model.wide_session
+        assert model.loop_session(WIDE_ROWS - 1) is model.short_session
+        item_shape = model.session.get_inputs()[0].shape[1:]
+        for n in (WIDE_ROWS, 64):
+            feed = {model.input_name: rng.random((n, *item_shape), dtype=np.float32)}
+            for wide, short in zip(model.wide_session.run(None, feed), model.short_session.run(None, feed)):
+                assert np.array_equal(wide, short), f"{name} at batch {n}"
+
+    # One core per model instance: no second core for the other half.
+    one_core = Engine(Settings(model_repository=tiny_repository, instances=1), Metrics(CollectorRegistry()))
+    one_core.load()
+    assert all(m.wide_session is None and m.loop_session(64) is m.short_session for m in one_core.models.values())
 
 
 @pytest.fixture(scope="module")
