@@ -83,8 +83,8 @@ class LoadedModel:
     # rest, so that the loop, which limits small requests, is held about half as long for
     # the same CPU (GAN, 40 rows: 0.69 ms against 1.19 ms). Interleaved A/B: GAN n=16 from
     # one caller, 1.25 x the requests/s; n=1 at 64 callers, 1.02-1.05 x. It costs a second
-    # copy of the weights in memory (23 MB of RSS with the default models). ``session`` itself when that has more than one
-    # thread; None with one core per worker, or on a GPU.
+    # copy of the weights in memory (23 MB of RSS with the default models). ``session``
+    # itself when that has more than one thread; None with one core per worker, or on a GPU.
     wide_session: ort.InferenceSession | None = field(default=None, repr=False)
     batcher: Batcher | None = field(default=None, repr=False)
     # Its series of the run metrics, looked up once rather than per run.

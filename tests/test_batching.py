@@ -161,7 +161,8 @@ def test_batches_on_the_event_loop_use_a_two_thread_session_that_gives_the_same_
     # One core per model instance: no second core for the other half.
     one_core = Engine(Settings(model_repository=tiny_repository, instances=1), Metrics(CollectorRegistry()))
     one_core.load()
-    assert all(m.wide_session is None and m.loop_session(64) is m.short_session for m in one_core.models.values())
+    for model in one_core.models.values():
+        assert model.wide_session is None and model.loop_session(64) is model.short_session
 
 
 @pytest.fixture(scope="module")
