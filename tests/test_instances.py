@@ -97,6 +97,19 @@ def test_a_long_batch_that_finds_the_model_idle_is_split_across_the_instances():
     assert np.array_equal(out, rows(64, 1000) * 2)  # the parts are put back in order
 
 
+def test_a_few_slow_rows_are_split_too():
+    model = SlowModel(1e-3)  # 8 rows: 8 ms, like a VAE decoder's 16 rows
+
+    async def calls(batcher):
+        await batcher.infer(rows(8))
+        model.runs.clear()
+        return await batcher.infer(rows(8, 1000))
+
+    (out,), _ = run_with(model, 2, calls)
+    assert model.runs == [4, 4]
+    assert np.array_equal(out, rows(8, 1000) * 2)
+
+
 def test_a_short_batch_is_not_split():
     model = SlowModel(1e-6)  # 64 rows in well under a millisecond: a split would cost more
 
