@@ -117,6 +117,15 @@ def test_a_request_of_more_chunks_than_the_queue_holds_is_served(tiny_repository
         assert server.stop() == 0, server.log
 
 
+def assert_same_bytes(model, first, second, sizes, rng):
+    """Two sessions of ``model`` give the same bytes for the same random batches."""
+    item_shape = model.session.get_inputs()[0].shape[1:]
+    for n in sizes:
+        feed = {model.input_name: rng.random((n, *item_shape), dtype=np.float32)}
+        for one, other in zip(first.run(None, feed), second.run(None, feed)):
+            assert np.array_equal(one, other), f"{model.name} at batch {n}"
+
+
 def test_short_runs_use_a_one_thread_session_that_gives_the_same_bytes(tiny_repository):
     rng = np.random.default_rng(0)
     engine = Engine(Settings(model_repository=tiny_repository, intra_op_threads=2), Metrics(CollectorRegistry()))
@@ -124,14 +133,10 @@ def test_short_runs_use_a_one_thread_session_that_gives_the_same_bytes(tiny_repo
     for name, model in engine.models.items():
         assert model.session.get_session_options().intra_op_num_threads == 2
         assert model.short_session.get_session_options().intra_op_num_threads == 1
-        item_shape = model.session.get_inputs()[0].shape[1:]
-        for n in (1, 5, 64):
-            feed = {model.input_name: rng.random((n, *item_shape), dtype=np.float32)}
-            for threaded, short in zip(model.session.run(None, feed), model.short_session.run(None, feed)):
-                assert np.array_equal(threaded, short), f"{name} at batch {n}"
+        assert_same_bytes(model, model.session, model.short_session, (1, 5, 64), rng)
         # What splitting a batch across instances relies on: the rows' bytes do not
         # depend on the run they are in.
-        rows = rng.random((96, *item_shape), dtype=np.float32)
+        rows = rng.random((96, *model.session.get_inputs()[0].shape[1:]), dtype=np.float32)
         whole = model.session.run(None, {model.input_name: rows})
         parts = [model.short_session.run(None, {model.input_name: part}) for part in (rows[:48], rows[48:])]
         for output, *split in zip(whole, *parts):
@@ -148,15 +153,11 @@ def test_batches_on_the_event_loop_use_a_two_thread_session_that_gives_the_same_
     rng = np.random.default_rng(1)
     engine = Engine(Settings(model_repository=tiny_repository, instances=2), Metrics(CollectorRegistry()))
     engine.load()
-    for name, model in engine.models.items():
+    for model in engine.models.values():
         assert model.wide_session.get_session_options().intra_op_num_threads == 2
         assert model.loop_session(WIDE_ROWS) is model.wide_session
         assert model.loop_session(WIDE_ROWS - 1) is model.short_session
-        item_shape = model.session.get_inputs()[0].shape[1:]
-        for n in (WIDE_ROWS, 64):
-            feed = {model.input_name: rng.random((n, *item_shape), dtype=np.float32)}
-            for wide, short in zip(model.wide_session.run(None, feed), model.short_session.run(None, feed)):
-                assert np.array_equal(wide, short), f"{name} at batch {n}"
+        assert_same_bytes(model, model.wide_session, model.short_session, (WIDE_ROWS, 64), rng)
 
     # One core per model instance: no second core for the other half.
     one_core = Engine(Settings(model_repository=tiny_repository, instances=1), Metrics(CollectorRegistry()))
