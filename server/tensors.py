@@ -87,5 +87,4 @@ def images_to_proto(images: Images, fmt: int) -> pb.Tensor:
         return to_tensor(np.clip(images.floats.reshape(-1, 28, 28), 0, 1).astype(np.float32))
     # Converted with the whole batch (engine.py): per call only the bytes are taken, since
     # a handful of numpy calls per request costs more than the model's share of the run.
-    pixels = images.pixels
-    return pb.Tensor(dtype=pb.DATA_TYPE_UINT8, shape=pixels.shape, data=pixels.tobytes())
+    return to_tensor(images.pixels)
