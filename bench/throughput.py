@@ -60,6 +60,7 @@ class Cell:
     ort_images_per_s: float
     ort_seconds: float
     unbatched: Result | None = None  # the server with --max-batch-size 1, where measured
+    paced_seconds: float | None = None  # the in-process run after idle gaps as long as the callers', where measured
 
 
 def payloads(rpc: str, n: int, seed: int = 0):
@@ -82,27 +83,40 @@ def payloads(rpc: str, n: int, seed: int = 0):
     return _calls.encode_request(images, 2**62).ByteSize(), response.ByteSize(), images
 
 
-def in_process(repository: str, model: str, row_shape: tuple[int, ...], n: int, threads: int):
-    """A run of onnxruntime at batch n, one at a time on ``threads`` intra-op threads,
-    with the server's other session options, warmed up: call it with a number of runs
-    to get their mean seconds."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    path = newest_versions(Path(repository))[model].path  # the version the server serves
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((n, *row_shape), dtype=np.float32)}
-    for _ in range(3):
-        session.run(None, feed)
+class InProcess:
+    """Runs of onnxruntime at batch n, one at a time on ``threads`` intra-op threads, with
+    the server's other session options, warmed up."""
 
-    def mean_seconds(runs: int) -> float:
+    def __init__(self, repository: str, model: str, row_shape: tuple[int, ...], n: int, threads: int):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        path = newest_versions(Path(repository))[model].path  # the version the server serves
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.feed = {self.session.get_inputs()[0].name:
+                     np.random.default_rng(0).random((n, *row_shape), dtype=np.float32)}
+        for _ in range(3):
+            self.session.run(None, self.feed)
+
+    def mean_seconds(self, runs: int) -> float:
         # A mean over as many runs as the served cell has requests, taken just before it:
         # the served figure is a mean over seconds too, and this machine's speed drifts.
         started = time.perf_counter()
         for _ in range(runs):
-            session.run(None, feed)
+            self.session.run(None, self.feed)
         return (time.perf_counter() - started) / runs
-    return mean_seconds
+
+    def paced_seconds(self, runs: int, gap: float) -> float:
+        """The median run when each follows ``gap`` seconds of idling, as a lone caller's
+        runs do in the server: on this machine a core that idled runs slower than one in
+        a loop of runs."""
+        seconds = []
+        for _ in range(runs):
+            time.sleep(gap)
+            started = time.perf_counter()
+            self.session.run(None, self.feed)
+            seconds.append(time.perf_counter() - started)
+        return float(np.median(seconds))
 
 
 def server_call(client: AsyncGenerativeClient, rpc: str, n: int, arg):
@@ -118,7 +132,7 @@ def server_call(client: AsyncGenerativeClient, rpc: str, n: int, arg):
 
 
 async def measure_cell(targets: list[str], echo_target: str, rpc: str, n: int, arg, payload: bytes,
-                       limit, requests: int, concurrency: int) -> tuple[list[Result], Result, float]:
+                       limit: InProcess, requests: int, concurrency: int) -> tuple[list[Result], Result, float]:
     """``requests`` requests to each server in ``targets`` and to the echo server, and as
     many in-process runs, taken in turn in slices (SLICES). Returns the servers' results,
     the echo server's, and the in-process mean seconds per run."""
@@ -141,7 +155,7 @@ async def measure_cell(targets: list[str], echo_target: str, rpc: str, n: int, a
             parts = list(range(len(calls) + 1))  # the last one: in process
             for part in parts[s % len(parts):] + parts[:s % len(parts)]:
                 if part == len(calls):
-                    ort_seconds += limit(count) * count
+                    ort_seconds += limit.mean_seconds(count) * count
                 else:
                     results[part].append(await drive(calls[part], count, concurrency))
     merged = [Result.combine(r) for r in results]
@@ -213,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         for rpc in args.rpcs:
             model, row_shape = RPCS[rpc]
             for n in args.n:
-                limit = in_process(args.model_repository, model, row_shape, n, threads=args.limit_threads)
+                limit = InProcess(args.model_repository, model, row_shape, n, threads=args.limit_threads)
                 request_bytes, response_bytes, arg = payloads(rpc, n)
                 payload = echo.request_of(request_bytes, response_bytes)
                 for concurrency in args.concurrency:
@@ -227,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                               f"echo {echoed.errors}", file=sys.stderr)
                     cell = Cell(rpc, n, concurrency, served[0], echoed, n / ort_seconds, ort_seconds,
                                 unbatched=served[1] if with_unbatched else None)
+                    if (rpc, n, concurrency) == ("Sample gan", 1, 1):  # the latency target's cell
+                        gap = max(0.0, 1 / served[0].rps - ort_seconds)
+                        cell.paced_seconds = limit.paced_seconds(min(count, 1000), gap)
                     cells.append(cell)
                     print(row(cell), flush=True)
         print_targets(cells)
@@ -274,7 +291,8 @@ def print_targets(cells: list[Cell]) -> None:
         p50 = cell.served.percentile(50)
         print(f"- Sample gan n=1 c=1: p50 {p50 * 1e3:.3f} ms vs echo p50 {cell.echo.percentile(50) * 1e3:.3f} ms "
               f"+ model {cell.ort_seconds * 1e3:.3f} ms + 0.3 ms = {bound * 1e3:.3f} ms "
-              f"({'met' if p50 <= bound else 'NOT met'})")
+              f"({'met' if p50 <= bound else 'NOT met'}; the model's run alone, after idle gaps as long as "
+              f"the caller's: {cell.paced_seconds * 1e3:.3f} ms)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def test_throughput_quick(tiny_repository):
     out = run_bench("bench.throughput", "--quick", "--model-repository", str(tiny_repository))
     rows = [line for line in out.splitlines() if line.startswith("| Sample gan") or line.startswith("| Denoise")]
     assert len(rows) == 8, out  # 2 RPCs x n in (1, 16) x concurrency in (1, 8)
-    assert "Sample gan n=1 c=1: p50" in out and ", 0 errors" in out
+    assert "Sample gan n=1 c=1: p50" in out and "after idle gaps" in out and ", 0 errors" in out
 
 
 def test_memory_quick(tiny_repository):
