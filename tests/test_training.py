@@ -1,4 +1,5 @@
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import torch
 
 from trainer import checkpoints
 from trainer.data import load_split, to_unit
+from trainer.interrupts import InterruptAtStep
 from trainer.recipes import MODELS, PROFILES, recipe_for
 from trainer.tasks import TASKS
 
@@ -93,6 +95,22 @@ def test_train_writes_log_checkpoint_and_pictures(tiny_run):
     for picture in ("vae/samples.png", "vae/latent_manifold.png", "vae/latent_means.png", "gan/samples.png",
                     "dae/denoise_salt10.png"):
         assert (tiny_run / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_first_ctrl_c_is_taken_at_the_next_step_and_a_second_at_once():
+    previous = signal.getsignal(signal.SIGINT)
+    with InterruptAtStep() as interrupt:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs between bytecodes, here without raising
+        assert interrupt.requested
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+    assert signal.getsignal(signal.SIGINT) is previous
+    with InterruptAtStep(enabled=False) as interrupt:  # as under torchrun
+        assert signal.getsignal(signal.SIGINT) is previous
 
 
 def _train_cmd(run_dir, *extra):

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from . import checkpoints, distributed, pictures
 from .data import DEFAULT_DATA_DIR, load_split, to_unit
+from .interrupts import InterruptAtStep
 from .recipes import Recipe
 from .tasks import TASKS, Task, make_scheduler
 
@@ -96,47 +97,52 @@ def train(model: str, recipe: Recipe, run_dir: Path, *, data_dir: Path = DEFAULT
         log_path.unlink()
     task.distribute(world.wrap)  # after a resume's restore: DDP starts from rank 0's weights
 
-    for epoch in range(start_epoch, recipe.epochs + 1):
-        # Seeded per epoch so a resumed run draws the same batches and noise.
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).to(dev)
-        # Each rank draws its own noise; rank 0 (and a single process) as before.
-        torch.manual_seed(seed * 100_003 + epoch + 1_000_003 * world.rank)
-        task.train(True)
-        sums: dict[str, float] = {}
-        started = time.perf_counter()
-        bar = tqdm(range(steps_per_epoch), desc=f"{model} {epoch}/{recipe.epochs}",
-                   disable=not progress or not world.is_main, leave=False, unit="batch")
-        for i in bar:
-            idx = world.shard(order[i * recipe.batch_size:(i + 1) * recipe.batch_size])
-            batch = images[idx]
-            if task.conv and dev.type == "cpu":
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            metrics = task.step(batch, labels[idx])
-            for sched in schedulers.values():
-                sched.step()
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if i % 20 == 0:
-                bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()})
-        if not world.is_main:
-            continue
-        # Training metrics are rank 0's share of the batches; test metrics are on every test image.
-        record = {"epoch": epoch, **{k: v / steps_per_epoch for k, v in sums.items()},
-                  **task.test_metrics(test_split, dev),
-                  "lr": next(iter(schedulers.values())).get_last_lr()[0],
-                  "seconds": round(time.perf_counter() - started, 2)}
-        history.append(record)
-        checkpoints.save_atomic({
-            "model": model, "recipe": asdict(recipe), "epoch": epoch, "seed": seed,
-            "train_images": n, "data_sha256": train_split.sha256, "metrics": record, "history": history,
-            "modules": {k: m.state_dict() for k, m in task.modules.items()},
-            "optimizers": {k: o.state_dict() for k, o in task.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
-        }, ckpt_path)
-        with log_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        summary = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
-        log.info("%s epoch %d/%d: %s", model, epoch, recipe.epochs, summary)
+    # Under torchrun every rank must stop at the same step, or the others wait in a collective:
+    # there Ctrl-C interrupts each rank where it lands, as Python does by default.
+    with InterruptAtStep(enabled=not world.distributed) as interrupt:
+        for epoch in range(start_epoch, recipe.epochs + 1):
+            # Seeded per epoch so a resumed run draws the same batches and noise.
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).to(dev)
+            # Each rank draws its own noise; rank 0 (and a single process) as before.
+            torch.manual_seed(seed * 100_003 + epoch + 1_000_003 * world.rank)
+            task.train(True)
+            sums: dict[str, float] = {}
+            started = time.perf_counter()
+            bar = tqdm(range(steps_per_epoch), desc=f"{model} {epoch}/{recipe.epochs}",
+                       disable=not progress or not world.is_main, leave=False, unit="batch")
+            for i in bar:
+                idx = world.shard(order[i * recipe.batch_size:(i + 1) * recipe.batch_size])
+                batch = images[idx]
+                if task.conv and dev.type == "cpu":
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                interrupt.check()
+                metrics = task.step(batch, labels[idx])
+                for sched in schedulers.values():
+                    sched.step()
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if i % 20 == 0:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()})
+            if not world.is_main:
+                continue
+            # Training metrics are rank 0's share of the batches; test metrics are on every test image.
+            record = {"epoch": epoch, **{k: v / steps_per_epoch for k, v in sums.items()},
+                      **task.test_metrics(test_split, dev),
+                      "lr": next(iter(schedulers.values())).get_last_lr()[0],
+                      "seconds": round(time.perf_counter() - started, 2)}
+            history.append(record)
+            interrupt.check()
+            checkpoints.save_atomic({
+                "model": model, "recipe": asdict(recipe), "epoch": epoch, "seed": seed,
+                "train_images": n, "data_sha256": train_split.sha256, "metrics": record, "history": history,
+                "modules": {k: m.state_dict() for k, m in task.modules.items()},
+                "optimizers": {k: o.state_dict() for k, o in task.optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+            }, ckpt_path)
+            with log_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            summary = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
+            log.info("%s epoch %d/%d: %s", model, epoch, recipe.epochs, summary)
     if world.distributed:
         log.info("%s: rank %d of %d: parameters sha256 %s", model, world.rank, world.size,
                  distributed.parameters_digest(task.modules))
