@@ -33,8 +33,7 @@ class InterruptAtStep:
             self._previous = None
 
     def _on_sigint(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+        self.check()  # the second Ctrl-C
         self.requested = True
 
     def check(self) -> None:
