@@ -143,6 +143,7 @@ def train(model: str, recipe: Recipe, run_dir: Path, *, data_dir: Path = DEFAULT
                 f.write(json.dumps(record) + "\n")
             summary = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
             log.info("%s epoch %d/%d: %s", model, epoch, recipe.epochs, summary)
+        interrupt.check()  # a Ctrl-C during the last epoch's checkpoint or log line
     if world.distributed:
         log.info("%s: rank %d of %d: parameters sha256 %s", model, world.rank, world.size,
                  distributed.parameters_digest(task.modules))
