@@ -196,6 +196,25 @@ def test_under_load_short_runs_gather_the_requests_that_keep_arriving(gathering_
             assert np.array_equal(results[c][i], expected_gan(onnx_gan, 1, 100 * c + i)), (c, i)
 
 
+def test_gathered_batches_grow_when_the_callers_do(gathering_server):
+    # Batches learn how many callers there are, to stop gathering once all have arrived;
+    # after a spell of a few callers, more callers must still get larger batches.
+    async def load(callers):
+        async with AsyncGenerativeClient(gathering_server.target, retries=0) as client:
+            async def caller(first_seed):
+                for seed in range(first_seed, first_seed + 60):
+                    await client.sample_digits(n=1, seed=seed)
+            await asyncio.gather(*(caller(100 * c) for c in range(callers)))
+
+    asyncio.run(load(4))
+    runs_before, requests_before = runs_and_rows(gathering_server)
+    asyncio.run(load(32))
+    runs, requests = runs_and_rows(gathering_server)
+    runs, requests = runs - runs_before, requests - requests_before
+    assert requests == 32 * 60
+    assert requests / runs > 10, f"{requests:.0f} requests of 32 callers in {runs:.0f} runs, after 4 callers"
+
+
 def test_a_lone_caller_is_not_held_back_to_gather(gathering_server):
     def answered_at_once():  # requests that spent under 0.5 ms in the queue
         return gathering_server.metric("genserve_queue_duration_seconds_bucket", le="0.0005", **GAN)
