@@ -5,11 +5,32 @@ have been sent. Latency percentiles are of the whole call as the caller sees it.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 import numpy as np
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory(limit: int = 64 << 20) -> bool:
+    """Let this process's malloc keep freed memory for reuse instead of handing it back
+    to the kernel. By default glibc trims the free top of its heap beyond twice the
+    largest block freed so far, so the few 200 KB buffers of each answer of Sample n=256
+    land in fresh pages: with 8 callers the load generator took about 100 page faults and
+    0.5 ms of CPU per answer, and 0.3 ms with this, on the same two cores as the server it
+    measures. Only for the load generator's own process: a client library has no business
+    setting its caller's malloc. False where there is no glibc (the allocator stays as it is)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        return bool(libc.mallopt(_M_TRIM_THRESHOLD, limit) and libc.mallopt(_M_MMAP_THRESHOLD, limit // 4))
+    except (OSError, AttributeError):
+        return False
 
 
 @dataclass

@@ -31,7 +31,7 @@ from genserve.repository import newest_versions
 from genserve.v1 import generative_pb2 as pb
 
 from . import echo
-from .load import Result, drive
+from .load import Result, drive, keep_freed_memory
 from .processes import ROOT, start_echo, start_server
 from server.settings import Settings, available_cores
 
@@ -215,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         args.requests, args.n, args.concurrency, args.rpcs = 40, [1, 16], [1, 8], ["Sample gan", "Denoise"]
 
     print(f"machine: {machine()}", flush=True)
+    # The load generator shares the cores with the server it measures: the less CPU it
+    # spends per answer, the more of the server this measures (see keep_freed_memory).
+    kept = keep_freed_memory()
+    print(f"load generator: {'malloc keeps freed memory' if kept else 'default malloc'}", flush=True)
     server_args = args.server_args.split()
     defaults = Settings()
     print(f"server: {' '.join(server_args) or 'default settings'} (by default {defaults.model_instances} "

@@ -1,8 +1,11 @@
 """The benchmarks in their short modes, so that they cannot rot: each starts the real
 server and prints its table."""
 
+import platform
 import subprocess
 import sys
+
+import pytest
 
 from conftest import ROOT
 
@@ -32,3 +35,29 @@ def test_soak_quick(tiny_repository):
     rows = [line for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split("|")[1].strip() for row in rows] == ["300", "600", "900"], out
     assert "errors: 0" in out and "server exit status 0" in out
+
+
+def minor_faults_of_answers(keep: bool) -> int:
+    """Page faults of a process that makes and drops the buffers of 200 answers of 200 KB."""
+    code = f"""
+import resource
+from bench.load import keep_freed_memory
+if {keep}:
+    assert keep_freed_memory()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(200):
+    parts = [bytes(bytearray(200_704)) for _ in range(3)]
+    del parts
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="mallopt is glibc's")
+def test_load_generator_reuses_freed_memory():
+    default, kept = minor_faults_of_answers(False), minor_faults_of_answers(True)
+    assert default > 1000  # glibc hands the buffers back and faults them in again
+    assert kept < default / 20, (default, kept)
