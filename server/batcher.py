@@ -23,10 +23,10 @@ instead: it holds a batch while requests keep arriving, until the event loop has
 idle for ``GAP_FACTOR`` usual gaps between arrivals (no request is on its way), the
 batch holds as many requests as the largest recent one (a fixed set of callers has
 all arrived; once every ``PROBE_EVERY`` seconds a gather goes without that cap, so
-that more callers are noticed), it is full, or ``max_gather`` has passed. It gathers only while that
-pays: ``MISSES_TO_STOP`` gathers in a row that no request joins stop it, and then one
-request in every ``PROBE_EVERY`` seconds tries again, so that a lone caller is rarely
-held back, and then by one gap.
+that more callers are noticed), it is full, or ``max_gather`` has passed. It gathers
+only while that pays: ``MISSES_TO_STOP`` gathers in a row that no request joins stop
+it, and then one request in every ``PROBE_EVERY`` seconds tries again, so that a lone
+caller is rarely held back, and then by one gap.
 """
 
 from __future__ import annotations
