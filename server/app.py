@@ -50,10 +50,10 @@ class App:
         self.metrics.ready.set(1 if status == SERVING else 0)
 
 
-def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY) -> App:
+def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, worker: int | None = None) -> App:
     """Build the server and bind its port (0 picks a free one); nothing loaded yet."""
     metrics = Metrics(registry)
-    engine = Engine(settings, metrics)
+    engine = Engine(settings, metrics, worker or 0)
     limit = settings.max_message_bytes
     gate = ErrorsAndMetrics(metrics, (SERVICE, OIP_SERVICE))
     interceptors: list[grpc.aio.ServerInterceptor] = [gate]
@@ -92,7 +92,7 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     endpoint of its own: the supervisor serves the metrics of all of them.
     """
     try:
-        app = create_server(settings)
+        app = create_server(settings, worker=worker)
     except StartupError as exc:
         log.error("cannot serve: %s", exc.reason)
         return 1

@@ -33,15 +33,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
+import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from .errors import DeadlineExceeded, QueueFull
 from .metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 RunFn = Callable[[np.ndarray], list[np.ndarray]]
 # A run expected to take less than this runs on the event loop itself (on the model's
@@ -83,7 +88,7 @@ class _Item:
 class Batcher:
     def __init__(self, name: str, run: RunFn, *, max_batch: int, max_delay: float, max_queue: int,
                  metrics: Metrics, run_short: RunFn | None = None,
-                 max_gather: float = 0.0, instances: int = 1):
+                 max_gather: float = 0.0, instances: int = 1, cores: Sequence[frozenset[int]] | None = None):
         self.name = name
         self._run = run
         self._run_short = run_short or run
@@ -96,7 +101,12 @@ class Batcher:
         # wait in it instead of taking a core, and a model's queue never waits behind another
         # model's runs (with one shared pool, the soak's median call took 250 ms behind other
         # models' batches of 256).
-        self._executor = ThreadPoolExecutor(max_workers=instances, thread_name_prefix=f"{name}-run")
+        # With ``cores``, each instance's thread keeps to cores of its own: left to the OS, the
+        # two runs of a 2-core machine sometimes share a core while the event loop has the
+        # other. GAN n=256, interleaved against unpinned threads in 12 pairs: 1.034 x the
+        # requests/s at 8 callers, 1.050 x at 64.
+        self._executor = ThreadPoolExecutor(max_workers=instances, thread_name_prefix=f"{name}-run",
+                                            initializer=_pinning(name, cores) if cores else None)
         # This model's series, looked up once: a label lookup per request costs more than the observation.
         self._queue_seconds = metrics.queue_seconds.labels(name)
         self._queue_depth = metrics.queue_depth.labels(name)
@@ -390,6 +400,21 @@ def _fail(batch: list[_Item], exc: Exception) -> None:
     for item in batch:
         if not item.future.done():
             item.future.set_exception(exc)
+
+
+def _pinning(name: str, cores: Sequence[frozenset[int]]) -> Callable[[], None]:
+    """An initializer for the instances' threads: each new thread takes the next
+    instance's cores (the pool starts its threads one at a time)."""
+    instance = itertools.count()
+
+    def pin() -> None:
+        chosen = cores[next(instance) % len(cores)]
+        try:
+            os.sched_setaffinity(0, chosen)  # 0: the calling thread
+        except OSError as exc:  # a core taken away since start; an unpinned thread still serves
+            log.warning("%s: cannot pin an instance's thread to cores %s: %s", name, sorted(chosen), exc)
+
+    return pin
 
 
 def _settle(future: asyncio.Future) -> None:

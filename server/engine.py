@@ -112,9 +112,11 @@ class LoadedModel:
 
 
 class Engine:
-    def __init__(self, settings: Settings, metrics: Metrics):
+    def __init__(self, settings: Settings, metrics: Metrics, worker: int = 0):
         self.settings = settings
         self.metrics = metrics
+        # Cores per instance thread, for models on the CPU; None: the OS places the threads.
+        self.instance_cores = settings.instance_cores(worker)
         self.models: dict[str, LoadedModel] = {}  # the newest served version of each model
         self.served: dict[str, dict[int, LoadedModel]] = {}  # every served version
         self._providers: list[str] = []
@@ -172,7 +174,8 @@ class Engine:
             run_short=lambda rows, m=model: self._run(m, m.loop_session(len(rows)), rows),
             max_batch=self.settings.max_batch_size, max_delay=self.settings.max_queue_delay_us / 1e6,
             max_queue=self.settings.max_queue_size, metrics=self.metrics,
-            max_gather=self.settings.max_gather_us / 1e6, instances=self.settings.model_instances)
+            max_gather=self.settings.max_gather_us / 1e6, instances=self.settings.model_instances,
+            cores=self.instance_cores if provider == "CPUExecutionProvider" else None)
         return model
 
     def install(self, model: LoadedModel) -> None:
@@ -204,11 +207,15 @@ class Engine:
 
     def describe(self) -> str:
         """The served models for a log line: "dae v3 on CPUExecutionProvider, ...; 2 instances
-        of 1 onnxruntime thread each"."""
+        of 1 onnxruntime thread each, pinned to cores 0 | 1"."""
         instances, threads = self.settings.model_instances, self.settings.threads_per_run
+        pinned = ""
+        if self.instance_cores and any(m.provider == "CPUExecutionProvider" for m in self.models.values()):
+            pinned = ", pinned to cores " + " | ".join(
+                ",".join(map(str, sorted(cores))) for cores in self.instance_cores)
         return (", ".join(f"{name} v{m.version.version} on {m.provider}" for name, m in sorted(self.models.items()))
                 + f"; {instances} instance{'s' * (instances > 1)} of {threads} onnxruntime "
-                  f"thread{'s' * (threads > 1)} each")
+                  f"thread{'s' * (threads > 1)} each{pinned}")
 
     def _warm_up(self, model: LoadedModel) -> None:
         shape = [1 if isinstance(d, str) or d is None else d for d in model.session.get_inputs()[0].shape]

@@ -23,6 +23,7 @@ class Settings:
     providers: tuple[str, ...] = ("cuda", "cpu")
     intra_op_threads: int = 0
     instances: int = 0
+    pin_instances: bool = True
     graph_optimization: str = "all"
     max_request_size: int = 1024
     max_sample_n: int = 1024
@@ -62,12 +63,73 @@ class Settings:
             return self.instances
         return max(1, available_cores() // (self.workers * self.threads_per_run))
 
+    def instance_cores(self, worker: int = 0) -> list[frozenset[int]] | None:
+        """The cores each model instance's thread is pinned to in worker ``worker``
+        (0..workers-1): ``threads_per_run`` of them per instance, none shared with another
+        instance or worker. None where pinning is off, where the OS offers no affinity
+        call, or where the instances of all workers do not fit the cores: the OS shares
+        out an oversubscribed machine better than a fixed plan."""
+        cores = allowed_cores()
+        if not self.pin_instances or cores is None:
+            return None
+        quota = cpu_quota()
+        if quota is not None and quota < len(cores):
+            # A container's CPU limit on a shared machine: the cores are not this process's
+            # alone, and a pinned thread could not leave one that another process keeps busy.
+            return None
+        per_run, instances = self.threads_per_run, self.model_instances
+        first = worker * instances * per_run
+        if self.workers * instances * per_run > len(cores) or worker >= self.workers:
+            return None
+        return [frozenset(cores[first + i * per_run:first + (i + 1) * per_run]) for i in range(instances)]
+
+
+def allowed_cores() -> list[int] | None:
+    """The cores this process may run on, in order; None where the OS does not say."""
+    try:
+        return sorted(os.sched_getaffinity(0))  # honours taskset and container CPU sets
+    except AttributeError:
+        return None
+
+
+def cpu_quota(cgroups: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPUs' worth of time this process's cgroup may use (a container's CPU limit,
+    the smallest on the way up from its cgroup), or None where there is no such limit
+    or it cannot be read."""
+    try:
+        lines = cgroups.read_text().splitlines()
+    except OSError:
+        return None
+    limits = []
+    for line in lines:
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        _, controllers, path = fields
+        if controllers and "cpu" not in controllers.split(","):
+            continue
+        base = root / controllers  # cgroup v2 has no controller list, v1 a folder per hierarchy
+        parts = [p for p in path.split("/") if p]
+        for depth in range(len(parts), -1, -1):
+            limits.append(_limit(base.joinpath(*parts[:depth]), v2=not controllers))
+    known = [limit for limit in limits if limit is not None]
+    return min(known) if known else None
+
+
+def _limit(folder: Path, v2: bool) -> float | None:
+    try:
+        if v2:  # "max 100000" or "200000 100000"
+            quota, period = (folder / "cpu.max").read_text().split()
+            return None if quota == "max" else int(quota) / int(period)
+        quota = int((folder / "cpu.cfs_quota_us").read_text())  # -1: none
+        return None if quota < 0 else quota / int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+
 
 def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # honours taskset and container CPU sets
-    except AttributeError:
-        return os.cpu_count() or 1
+    cores = allowed_cores()
+    return len(cores) if cores is not None else os.cpu_count() or 1
 
 
 def _env(name: str, default):
@@ -81,6 +143,19 @@ def _optional_path(name: str) -> Path | None:
 
 def _flag(name: str) -> bool:
     return os.environ.get(f"GENSERVE_{name}", "").lower() in ("1", "true", "yes", "on")
+
+
+SWITCH_VALUES = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _switch(parser: argparse.ArgumentParser, name: str, default: bool) -> bool:
+    """A ``GENSERVE_*`` variable for a switch that is on by default, so that it can say off."""
+    text = os.environ.get(f"GENSERVE_{name}")
+    if text is None:
+        return default
+    if text.strip().lower() not in SWITCH_VALUES:
+        parser.error(f"GENSERVE_{name}={text!r}: expected one of {', '.join(SWITCH_VALUES)}")
+    return SWITCH_VALUES[text.strip().lower()]
 
 
 def _providers(text: str) -> tuple[str, ...]:
@@ -173,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model runs at once per worker, as Triton's instance count; a long request that finds "
                         "the model idle is split across them; 0: the cores divided by --workers and "
                         "--intra-op-threads [GENSERVE_INSTANCES]")
+    p.add_argument("--pin-instances", action=argparse.BooleanOptionalAction,
+                   default=_switch(p, "PIN_INSTANCES", d.pin_instances),
+                   help="pin each model instance's thread to cores of its own (and each worker's to its own "
+                        "share), so that two runs never share a core while another idles; only where the "
+                        "instances of all workers fit the cores, and not on a GPU [GENSERVE_PIN_INSTANCES]")
     p.add_argument("--graph-optimization", type=_one_of(*GRAPH_OPTIMIZATION), metavar="{" + ",".join(GRAPH_OPTIMIZATION) + "}",
                    default=_env("GRAPH_OPTIMIZATION", d.graph_optimization),
                    help="onnxruntime graph optimisation level [GENSERVE_GRAPH_OPTIMIZATION]")
