@@ -128,8 +128,12 @@ def _limit(folder: Path, v2: bool) -> float | None:
 
 
 def available_cores() -> int:
+    """The cores this process may use: those it may run on, or fewer under a container's
+    CPU limit (2 CPUs' worth of time on a 16-core node gives 2)."""
     cores = allowed_cores()
-    return len(cores) if cores is not None else os.cpu_count() or 1
+    count = len(cores) if cores is not None else os.cpu_count() or 1
+    quota = cpu_quota()
+    return count if quota is None else max(1, min(count, int(quota)))
 
 
 def _env(name: str, default):

@@ -327,10 +327,13 @@ def test_a_containers_cpu_limit_is_read_from_its_cgroup(tmp_path):
     assert quota_of("0::/gone\n", {}) is None  # unreadable: no limit known
 
 
-def test_instances_under_a_cpu_limit_below_the_cores_are_not_pinned(monkeypatch):
+def test_under_a_cpu_limit_below_the_cores_instances_follow_the_limit_unpinned(monkeypatch):
     monkeypatch.setattr(server.settings, "allowed_cores", lambda: list(range(8)))
     monkeypatch.setattr(server.settings, "cpu_quota", lambda: 2.0)  # a pod limited to 2 CPUs on 8
     assert Settings().instance_cores() is None
+    assert Settings().model_instances == 2  # as many runs at once as the limit's CPUs, not the node's cores
+    monkeypatch.setattr(server.settings, "cpu_quota", lambda: 0.5)
+    assert Settings().model_instances == 1
     monkeypatch.setattr(server.settings, "cpu_quota", lambda: 8.0)
     assert Settings().instance_cores() == [{c} for c in range(8)]
 
