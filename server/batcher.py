@@ -103,8 +103,8 @@ class Batcher:
         # models' batches of 256).
         # With ``cores``, each instance's thread keeps to cores of its own: left to the OS, the
         # two runs of a 2-core machine sometimes share a core while the event loop has the
-        # other. GAN n=256, interleaved against unpinned threads in 12 pairs: 1.034 x the
-        # requests/s at 8 callers, 1.050 x at 64.
+        # other. GAN n=256, interleaved against unpinned threads: 1.02-1.03 x the requests/s
+        # at 8 callers, 1.04-1.05 x at 64.
         self._executor = ThreadPoolExecutor(max_workers=instances, thread_name_prefix=f"{name}-run",
                                             initializer=_pinning(name, cores) if cores else None)
         # This model's series, looked up once: a label lookup per request costs more than the observation.
