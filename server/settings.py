@@ -145,11 +145,12 @@ def _optional_path(name: str) -> Path | None:
     return Path(value) if value else None
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(f"GENSERVE_{name}", "").lower() in ("1", "true", "yes", "on")
-
-
+# How a GENSERVE_* variable may say on or off.
 SWITCH_VALUES = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _flag(name: str) -> bool:
+    return SWITCH_VALUES.get(os.environ.get(f"GENSERVE_{name}", "").lower(), False)
 
 
 def _switch(parser: argparse.ArgumentParser, name: str, default: bool) -> bool:
@@ -157,9 +158,10 @@ def _switch(parser: argparse.ArgumentParser, name: str, default: bool) -> bool:
     text = os.environ.get(f"GENSERVE_{name}")
     if text is None:
         return default
-    if text.strip().lower() not in SWITCH_VALUES:
+    value = text.strip().lower()
+    if value not in SWITCH_VALUES:
         parser.error(f"GENSERVE_{name}={text!r}: expected one of {', '.join(SWITCH_VALUES)}")
-    return SWITCH_VALUES[text.strip().lower()]
+    return SWITCH_VALUES[value]
 
 
 def _providers(text: str) -> tuple[str, ...]:
