@@ -4,6 +4,7 @@ have been sent. Latency percentiles are of the whole call as the caller sees it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ctypes
 import ctypes.util
@@ -13,6 +14,7 @@ from typing import Awaitable, Callable
 
 import numpy as np
 
+from genserve.cli import OneLineParser, positive_int
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -21,11 +23,10 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 def keep_freed_memory(limit: int = 64 << 20) -> bool:
     """Let this process's malloc keep freed memory for reuse instead of handing it back
     to the kernel. By default glibc trims the free top of its heap beyond twice the
-    largest block freed so far, so the few 200 KB buffers of each answer of Sample n=256
-    land in fresh pages: with 8 callers the load generator took about 100 page faults and
-    0.5 ms of CPU per answer, and 0.3 ms with this, on the same two cores as the server it
-    measures. Only for the load generator's own process: a client library has no business
-    setting its caller's malloc. False where there is no glibc (the allocator stays as it is)."""
+    largest block freed so far, so the large buffers of each big answer land in fresh
+    pages, and the page faults take CPU from the server being measured on the same cores.
+    Only for the load generator's own process: a client library has no business setting
+    its caller's malloc. False where there is no glibc (the allocator stays as it is)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
         return bool(libc.mallopt(_M_TRIM_THRESHOLD, limit) and libc.mallopt(_M_MMAP_THRESHOLD, limit // 4))
@@ -75,3 +76,15 @@ async def drive(call: Callable[[int], Awaitable[object]], requests: int, concurr
     started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(min(concurrency, requests))))
     return Result(requests, time.perf_counter() - started, np.array(latencies), errors)
+
+
+def load_parser(prog: str, doc: str, requests: int) -> argparse.ArgumentParser:
+    """The flags every load benchmark takes: the repository to serve, how many requests,
+    how many callers at once."""
+    from .processes import ROOT
+
+    parser = OneLineParser(prog=prog, description=doc.splitlines()[0])
+    parser.add_argument("--model-repository", default=str(ROOT / "models"))
+    parser.add_argument("--requests", type=positive_int, default=requests)
+    parser.add_argument("--concurrency", type=positive_int, default=64)
+    return parser

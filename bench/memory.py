@@ -6,14 +6,13 @@ every so often up to the total, for Sample n=1 (gan) at concurrency 64.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 
 from client import AsyncGenerativeClient
 
-from .load import drive
-from .processes import ROOT, start_server
+from .load import drive, load_parser
+from .processes import start_server
 
 FIRST = 1_000
 
@@ -34,10 +33,7 @@ async def run(target: str, total: int, concurrency: int, rss, points: int) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.splitlines()[0])
-    parser.add_argument("--model-repository", default=str(ROOT / "models"))
-    parser.add_argument("--requests", type=int, default=100_000)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser = load_parser("python -m bench.memory", __doc__, requests=100_000)
     parser.add_argument("--points", type=int, default=10, help="RSS readings after the first 1,000")
     args = parser.parse_args(argv)
     if args.requests <= FIRST:

@@ -8,7 +8,6 @@ Prints errors, latency percentiles and server RSS per window, so drift shows.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import sys
@@ -21,8 +20,8 @@ from client import AsyncGenerativeClient, GenserveError
 from genserve.oip import inference_pb2 as oip
 from genserve.oip import inference_pb2_grpc as oip_grpc
 
-from .load import drive
-from .processes import ROOT, start_server
+from .load import drive, load_parser
+from .processes import start_server
 
 OPERATIONS = ("Sample gan", "Sample vae", "Decode", "Encode", "Denoise", "ListModels", "OIP ModelInfer dae",
               "OIP ModelInfer gan", "OIP ModelMetadata")
@@ -102,10 +101,7 @@ async def soak(target: str, total: int, concurrency: int, windows: int, rss) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
-    parser.add_argument("--model-repository", default=str(ROOT / "models"))
-    parser.add_argument("--requests", type=int, default=200_000)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser = load_parser("python -m bench.soak", __doc__, requests=200_000)
     parser.add_argument("--windows", type=int, default=10, help="report rows (default: 10)")
     args = parser.parse_args(argv)
     if args.requests < args.windows or args.windows < 2:

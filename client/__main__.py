@@ -7,19 +7,15 @@ import json
 import sys
 from pathlib import Path
 
+from genserve.cli import OneLineParser
 from genserve.tokens import token_lines
 
 from . import GenerativeClient, GenserveError
 from .pictures import read_grid, write_grid
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m client", description="Call a genserve server.")
+    parser = OneLineParser(prog="python -m client", description="Call a genserve server.")
     parser.add_argument("--target", default="localhost:50051", help="server host:port (default: localhost:50051)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: 30)")
     parser.add_argument("--ca", type=Path, metavar="PEM", help="TLS: the CA that signed the server's certificate")
@@ -27,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--key", type=Path, metavar="PEM", help="mutual TLS: this client's private key")
     parser.add_argument("--token-file", type=Path, metavar="FILE",
                         help="send the bearer token in FILE (its first line) with every call")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("sample", help="generate digits into a PNG grid")
     p.add_argument("--n", type=int, default=16, help="how many digits (default: 16)")

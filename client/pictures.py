@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-TILE = 28
+from genserve.pixels import TILE, tile
 
 
 def write_grid(images: np.ndarray, path: Path | str, ncol: int | None = None, scale: int = 1) -> Path:
-    """uint8 [N,28,28] -> one greyscale PNG, tiles edge to edge, row-major, each
-    pixel drawn ``scale`` x ``scale``."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        images = np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)
-    n = len(images)
-    ncol = ncol or math.ceil(math.sqrt(n))
-    nrow = math.ceil(n / ncol)
-    canvas = np.zeros((nrow * TILE, ncol * TILE), np.uint8)
-    for i, tile in enumerate(images.reshape(n, TILE, TILE)):
-        r, c = divmod(i, ncol)
-        canvas[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE] = tile
-    picture = Image.fromarray(canvas, mode="L")
+    """uint8 [N,28,28] (or float in [0,1]) -> one greyscale PNG, tiles edge to edge,
+    row-major, each pixel drawn ``scale`` x ``scale``."""
+    picture = Image.fromarray(tile(images, ncol), mode="L")
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     picture.save(path)

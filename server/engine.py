@@ -13,24 +13,26 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
 # Imported here, at start: numpy loads numpy.random on first use, which would otherwise
 # land on the first Encode or Sample call.
 from numpy.random import PCG64, Generator
 from prometheus_client import Histogram
 
+from genserve.pixels import to_pixels
 from genserve.repository import ModelVersion, newest_versions, read_version
 
 from .batcher import Batcher
 from .errors import ModelNotFound, StartupError
 from .metrics import Metrics
-from .pixels import Images, to_pixels
+from .pixels import Images
 from .settings import PROVIDER_NAMES, Settings
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ("vae_encoder", "vae_decoder", "gan_generator", "dae")
-# SPEC.md's tensor contract: input name, item shape, output names. A version that breaks
-# it is refused, at start and on reload.
+# The models' tensor contract: input name, item shape, output names. A version that
+# breaks it is refused, at start and on reload.
 CONTRACT = {
     "vae_encoder": ("image", [1, 28, 28], ["z_mean", "z_log_var"]),
     "vae_decoder": ("z", [2], ["image"]),
@@ -73,18 +75,12 @@ class LoadedModel:
     # the instances run one session at once.
     session: ort.InferenceSession
     provider: str
-    # One intra-op thread, for the event loop's runs of fewer than WIDE_ROWS: a second thread
-    # makes a batch-1 GAN run no faster (0.10 ms against 0.08 ms) and costs 70 % more CPU,
-    # which the concurrent requests need. The same object as ``session`` when that has one
-    # thread (the default).
+    # One intra-op thread, for the event loop's runs of fewer than WIDE_ROWS, where a second
+    # thread costs CPU and gains nothing. ``session`` itself when that has one thread.
     short_session: ort.InferenceSession | None = field(default=None, repr=False)
-    # Two intra-op threads, for the event loop's runs of WIDE_ROWS or more (the batches of
-    # many small requests): the loop's thread does half of the work and the other core the
-    # rest, so that the loop, which limits small requests, is held about half as long for
-    # the same CPU (GAN, 40 rows: 0.69 ms against 1.19 ms). Interleaved A/B: GAN n=16 from
-    # one caller, 1.25 x the requests/s; n=1 at 64 callers, 1.02-1.05 x. It costs a second
-    # copy of the weights in memory (23 MB of RSS with the default models). ``session``
-    # itself when that has more than one thread; None with one core per worker, or on a GPU.
+    # Two intra-op threads, for the event loop's runs of WIDE_ROWS or more: the loop, which
+    # limits small requests, is held about half as long for the same CPU. ``session`` itself
+    # when that has more than one thread; None with one core per worker, or on a GPU.
     wide_session: ort.InferenceSession | None = field(default=None, repr=False)
     batcher: Batcher | None = field(default=None, repr=False)
     # Its series of the run metrics, looked up once rather than per run.
@@ -239,9 +235,8 @@ class Engine:
         """The model's outputs, in its output order; an image model's uint8 pixels after them.
 
         The pixels are converted here, once per batch and in the instance's thread when the
-        run has one, rather than per call on the event loop: there a few numpy calls cost a
-        small request 35 us, more than its share of the run, and a large one 0.3 ms that the
-        parts of a split run now share."""
+        run has one: per call on the event loop they would cost a small request more than
+        its share of the run."""
         started = time.perf_counter()
         outputs = session.run(None, {model.input_name: rows})
         model.inference_seconds.observe(time.perf_counter() - started)

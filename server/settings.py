@@ -8,6 +8,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from genserve.cli import (
+    OneLineParser,
+    non_negative_float,
+    non_negative_int,
+    port,
+    positive_int,
+)
+
 PROVIDER_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -173,40 +181,6 @@ def _providers(text: str) -> tuple[str, ...]:
     return names
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be >= 1, got 0")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = _non_negative_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"must be a TCP port 0..65535, got {value}")
-    return value
-
-
 def _one_of(*options: str):
     """A type check instead of ``choices``, which argparse skips for defaults from variables."""
     def check(text: str) -> str:
@@ -217,14 +191,14 @@ def _one_of(*options: str):
     return check
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
+class _Parser(OneLineParser):
+    def explain(self, message: str) -> str:
         # A bad GENSERVE_* value fails argparse's type check like a bad flag; name its source.
         for action in self._actions:
             env = f"GENSERVE_{action.dest.upper()}"
             if action.option_strings and f"argument {action.option_strings[0]}:" in message and env in os.environ:
                 message += f" (from {env}={os.environ[env]!r})"
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        return message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,20 +211,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model repository: <repo>/<model>/<version>/model.onnx + manifest.json "
                         "[GENSERVE_MODEL_REPOSITORY]")
     p.add_argument("--host", default=_env("HOST", d.host), help="gRPC listen address [GENSERVE_HOST]")
-    p.add_argument("--port", type=_port, default=_env("PORT", d.port),
+    p.add_argument("--port", type=port, default=_env("PORT", d.port),
                    help="gRPC port; 0 picks a free one [GENSERVE_PORT]")
     p.add_argument("--metrics-host", default=_env("METRICS_HOST", d.metrics_host),
                    help="metrics listen address [GENSERVE_METRICS_HOST]")
-    p.add_argument("--metrics-port", type=_port, default=_env("METRICS_PORT", d.metrics_port),
+    p.add_argument("--metrics-port", type=port, default=_env("METRICS_PORT", d.metrics_port),
                    help="Prometheus /metrics port; 0 picks a free one [GENSERVE_METRICS_PORT]")
     p.add_argument("--providers", type=_providers, default=_env("PROVIDERS", ",".join(d.providers)),
                    help="onnxruntime execution providers in order of preference: cuda,cpu falls back to "
                         "the CPU where CUDA cannot load; cuda alone refuses to start without it "
                         "[GENSERVE_PROVIDERS]")
-    p.add_argument("--intra-op-threads", type=_non_negative_int, default=_env("INTRA_OP_THREADS", d.intra_op_threads),
+    p.add_argument("--intra-op-threads", type=non_negative_int, default=_env("INTRA_OP_THREADS", d.intra_op_threads),
                    help="onnxruntime threads per model run; 0: one, the cores going to --instances "
                         "[GENSERVE_INTRA_OP_THREADS]")
-    p.add_argument("--instances", type=_non_negative_int, default=_env("INSTANCES", d.instances),
+    p.add_argument("--instances", type=non_negative_int, default=_env("INSTANCES", d.instances),
                    help="model runs at once per worker, as Triton's instance count; a long request that finds "
                         "the model idle is split across them; 0: the cores divided by --workers and "
                         "--intra-op-threads [GENSERVE_INSTANCES]")
@@ -262,29 +236,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--graph-optimization", type=_one_of(*GRAPH_OPTIMIZATION), metavar="{" + ",".join(GRAPH_OPTIMIZATION) + "}",
                    default=_env("GRAPH_OPTIMIZATION", d.graph_optimization),
                    help="onnxruntime graph optimisation level [GENSERVE_GRAPH_OPTIMIZATION]")
-    p.add_argument("--max-request-size", type=_positive_int, default=_env("MAX_REQUEST_SIZE", d.max_request_size),
+    p.add_argument("--max-request-size", type=positive_int, default=_env("MAX_REQUEST_SIZE", d.max_request_size),
                    help="most images or latents in one request [GENSERVE_MAX_REQUEST_SIZE]")
-    p.add_argument("--max-sample-n", type=_positive_int, default=_env("MAX_SAMPLE_N", d.max_sample_n),
+    p.add_argument("--max-sample-n", type=positive_int, default=_env("MAX_SAMPLE_N", d.max_sample_n),
                    help="most images one Sample call may ask for [GENSERVE_MAX_SAMPLE_N]")
-    p.add_argument("--max-batch-size", type=_positive_int, default=_env("MAX_BATCH_SIZE", d.max_batch_size),
+    p.add_argument("--max-batch-size", type=positive_int, default=_env("MAX_BATCH_SIZE", d.max_batch_size),
                    help="dynamic batching: most rows in one model run; concurrent requests are merged up to "
                         "it and larger ones run in chunks of it [GENSERVE_MAX_BATCH_SIZE]")
-    p.add_argument("--max-queue-delay-us", type=_non_negative_int,
+    p.add_argument("--max-queue-delay-us", type=non_negative_int,
                    default=_env("MAX_QUEUE_DELAY_US", d.max_queue_delay_us),
                    help="dynamic batching: microseconds a request may wait for others to join its batch "
                         "while the model is idle; 0 runs at once and batches only what queued up during "
                         "the previous run [GENSERVE_MAX_QUEUE_DELAY_US]")
-    p.add_argument("--max-gather-us", type=_non_negative_int, default=_env("MAX_GATHER_US", d.max_gather_us),
+    p.add_argument("--max-gather-us", type=non_negative_int, default=_env("MAX_GATHER_US", d.max_gather_us),
                    help="dynamic batching under load: microseconds a batch may be held while requests keep "
                         "arriving, where the model runs faster than requests are taken in; it waits only "
                         "while that pays, so a lone caller is not held; 0: off [GENSERVE_MAX_GATHER_US]")
-    p.add_argument("--max-queue-size", type=_positive_int, default=_env("MAX_QUEUE_SIZE", d.max_queue_size),
+    p.add_argument("--max-queue-size", type=positive_int, default=_env("MAX_QUEUE_SIZE", d.max_queue_size),
                    help="requests that may wait per model; more get RESOURCE_EXHAUSTED at once "
                         "[GENSERVE_MAX_QUEUE_SIZE]")
-    p.add_argument("--workers", type=_positive_int, default=_env("WORKERS", d.workers),
+    p.add_argument("--workers", type=positive_int, default=_env("WORKERS", d.workers),
                    help="server processes sharing the port (SO_REUSEPORT), metrics of all on the metrics "
                         "port [GENSERVE_WORKERS]")
-    p.add_argument("--poll-interval", type=_non_negative_float, default=_env("POLL_INTERVAL", d.poll_interval),
+    p.add_argument("--poll-interval", type=non_negative_float, default=_env("POLL_INTERVAL", d.poll_interval),
                    metavar="SECONDS",
                    help="hot reload: look for new model versions this often and swap in each that passes "
                         "its checks; 0: off [GENSERVE_POLL_INTERVAL]")

@@ -8,27 +8,12 @@ import logging
 import sys
 from pathlib import Path
 
+from genserve.cli import OneLineParser, positive_int
+
 from .data import DEFAULT_DATA_DIR, DataError
 from .recipes import MODELS, PROFILES, recipe_for
 
 log = logging.getLogger("trainer")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line on stderr, not the usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:

@@ -14,31 +14,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from genserve.pixels import tile, to_pixels  # noqa: E402
+
 SCALE = 3  # 28-pixel digits are too small to look at one to one
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[N,1,28,28] or [N,28,28], float in [0,1] or uint8 -> uint8 [N,28,28]."""
-    images = np.asarray(images)
-    if images.ndim == 4:
-        images = images[:, 0]
-    if images.dtype != np.uint8:
-        images = np.clip(np.rint(images * 255), 0, 255).astype(np.uint8)
-    return images
 
 
 def grid(images: np.ndarray, ncol: int | None = None, pad: int = 2) -> Image.Image:
     """Digits tiled white-on-black with a grey border, enlarged ``SCALE`` times."""
-    tiles = to_uint8(images)
-    n = len(tiles)
-    ncol = ncol or int(np.ceil(np.sqrt(n)))
-    nrow = int(np.ceil(n / ncol))
-    h, w = tiles.shape[1:]
-    canvas = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad), 64, np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, ncol)
-        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = tile
-    image = Image.fromarray(canvas, mode="L")
+    image = Image.fromarray(tile(images, ncol, pad=pad, background=64), mode="L")
     return image.resize((image.width * SCALE, image.height * SCALE), Image.NEAREST)
 
 
@@ -93,5 +76,5 @@ def latent_scatter(z_mean: np.ndarray, labels: np.ndarray, path: Path) -> Path:
 
 def denoise_rows(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray, path: Path) -> Path:
     """Three rows: noisy input, denoised output, clean original."""
-    return save_grid(np.concatenate([to_uint8(noisy), to_uint8(denoised), to_uint8(clean)]), path,
+    return save_grid(np.concatenate([to_pixels(noisy), to_pixels(denoised), to_pixels(clean)]), path,
                      ncol=len(clean))

@@ -1,30 +1,22 @@
-"""Concurrent model instances in the batcher: batches run on as many threads at once as
-there are instances and no more, a long batch that finds the model idle is split across
-them, and a failed part fails only its own callers. The model here is a function that
-takes a known time, so that the schedule can be read off; the real models' bytes under
-splitting are checked in test_batching.py."""
+"""Concurrent model instances in the batcher, in process: batches run on as many threads
+at once as there are instances and no more, a long batch that finds the model idle is
+split across them, a failed part fails only its own callers, and each instance's thread
+keeps to its cores. The model is a function that takes a known time, so that the
+schedule can be read off; the real models' bytes are checked in e2e/test_batching.py."""
 
 import asyncio
 import os
-import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-import server.settings
-from client import GenerativeClient
-from conftest import ROOT, ServerProcess
+from helpers import needs_two_cores
 from server.batcher import Batcher
 from server.metrics import Metrics
-from server.settings import Settings, allowed_cores, available_cores
-
-needs_two_cores = pytest.mark.skipif(not sys.platform.startswith("linux") or len(allowed_cores() or []) < 2,
-                                     reason="pinning needs Linux and two cores")
+from server.settings import allowed_cores
 
 
 class SlowModel:
@@ -168,15 +160,6 @@ def test_a_failed_part_fails_its_callers_and_the_batcher_serves_on():
     assert batcher.idle
 
 
-def test_instances_default_to_the_cores_shared_among_workers_and_threads():
-    cores = available_cores()
-    assert Settings().threads_per_run == 1
-    assert Settings().model_instances == cores
-    assert Settings(workers=cores).model_instances == 1
-    assert Settings(intra_op_threads=cores).model_instances == 1
-    assert Settings(instances=3, workers=cores).model_instances == 3
-
-
 def test_a_model_never_waits_behind_another_models_runs():
     slow, quick = SlowModel(1e-3), SlowModel(0.05e-3)  # 64 rows: 64 ms against 3.2 ms, both on threads
 
@@ -186,21 +169,20 @@ def test_a_model_never_waits_behind_another_models_runs():
                     for name, model in (("slow", slow), ("quick", quick))]
         try:
             backlog = [asyncio.create_task(batchers[0].infer(rows(64, 100 * i))) for i in range(4)]
-            await asyncio.sleep(0.01)  # the slow model's runs have started
-            started = time.perf_counter()
+            while not slow.runs:  # the slow model's first run has started
+                await asyncio.sleep(0.001)
             (out,) = await batchers[1].infer(rows(64))
-            waited = time.perf_counter() - started
+            done_before = sum(task.done() for task in backlog)
             await asyncio.gather(*backlog)
-            return out, waited
+            return out, done_before
         finally:
             for batcher in batchers:
                 await batcher.close()
 
-    out, waited = asyncio.run(main())
+    out, done_before = asyncio.run(main())
     assert np.array_equal(out, rows(64) * 2)
-    # Behind the slow model's four runs it would wait about 250 ms; on its own threads
-    # it waits for none of them.
-    assert waited < 0.1, f"waited {waited * 1e3:.0f} ms"
+    # Behind the slow model's runs, the quick one would be answered only after all four.
+    assert done_before < 4, "the quick model waited for the slow model's backlog"
 
 
 class AffinityModel(SlowModel):
@@ -250,97 +232,3 @@ def test_without_cores_the_instance_threads_are_left_to_the_os():
 
     run_with(model, 2, calls)
     assert {allowed for _, allowed in model.affinities} == {frozenset(allowed_cores())}
-
-
-def test_instance_cores_give_every_instance_and_worker_cores_of_their_own(monkeypatch):
-    monkeypatch.setattr(server.settings, "allowed_cores", lambda: list(range(8)))
-    monkeypatch.setattr(server.settings, "cpu_quota", lambda: None)
-    single = [{c} for c in range(8)]
-    assert Settings().instance_cores() == single
-    assert Settings(workers=2).instance_cores(0) == single[:4]
-    assert Settings(workers=2).instance_cores(1) == single[4:]
-    assert Settings(workers=2, intra_op_threads=2).instance_cores(1) == [{4, 5}, {6, 7}]
-    assert Settings(instances=3).instance_cores() == single[:3]
-    # Not where the instances of all workers do not fit the cores, nor when switched off.
-    assert Settings(instances=6, workers=2).instance_cores(0) is None
-    assert Settings(intra_op_threads=16, instances=1).instance_cores() is None
-    assert Settings(pin_instances=False).instance_cores() is None
-
-
-def test_pinning_can_be_switched_off_by_flag_or_variable(monkeypatch):
-    assert server.settings.parse([]).pin_instances
-    assert not server.settings.parse(["--no-pin-instances"]).pin_instances
-    monkeypatch.setenv("GENSERVE_PIN_INSTANCES", "off")
-    assert not server.settings.parse([]).pin_instances
-    assert server.settings.parse(["--pin-instances"]).pin_instances
-    monkeypatch.setenv("GENSERVE_PIN_INSTANCES", "sometimes")
-    with pytest.raises(SystemExit):
-        server.settings.parse([])
-
-
-def pinned_threads(pid: int) -> list[str]:
-    """The cores of each of the process's threads that keeps to fewer than the process may use."""
-    lists = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for line in (task / "status").read_text().splitlines():
-            if line.startswith("Cpus_allowed_list:"):
-                lists[task.name] = line.split()[1]
-    return sorted(allowed for tid, allowed in lists.items() if allowed != lists[str(pid)])
-
-
-@needs_two_cores
-@pytest.mark.parametrize("flags", [(), ("--no-pin-instances",)], ids=["default", "switched-off"])
-def test_the_server_pins_its_instance_threads_by_default(flags):
-    quota = server.settings.cpu_quota()
-    if quota is not None and quota < len(allowed_cores()):
-        pytest.skip("under a CPU limit below the cores the server does not pin")
-    # The default models: a batch of 256 GAN rows takes milliseconds and goes to the instances.
-    served = ServerProcess(ROOT / "models", "--instances", "2", *flags).wait_ready()
-    try:
-        with GenerativeClient(served.target) as client, ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda seed: client.sample_digits(n=256, seed=seed), range(24)))
-        pinned = pinned_threads(served.proc.pid)
-    finally:
-        served.stop()
-    first, second = allowed_cores()[:2]
-    if flags:
-        assert pinned == [] and "pinned" not in served.log
-    else:
-        assert pinned == sorted([str(first), str(second)]), pinned
-        assert f"pinned to cores {first} | {second}" in served.log
-
-
-def test_a_containers_cpu_limit_is_read_from_its_cgroup(tmp_path):
-    def quota_of(cgroup_line: str, files: dict[str, str]) -> float | None:
-        for name, text in files.items():
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / name).write_text(text)
-        (tmp_path / "cgroup").write_text(cgroup_line)
-        return server.settings.cpu_quota(tmp_path / "cgroup", tmp_path)
-
-    assert quota_of("0::/pod\n", {"pod/cpu.max": "150000 100000\n"}) == 1.5  # cgroup v2
-    assert quota_of("0::/pod\n", {"pod/cpu.max": "max 100000\n"}) is None
-    assert quota_of("4:cpu,cpuacct:/job\n0::/\n", {"cpu,cpuacct/job/cpu.cfs_quota_us": "200000\n",
-                                                   "cpu,cpuacct/job/cpu.cfs_period_us": "100000\n"}) == 2.0  # v1
-    assert quota_of("4:cpu,cpuacct:/free\n", {"cpu,cpuacct/free/cpu.cfs_quota_us": "-1\n",
-                                              "cpu,cpuacct/free/cpu.cfs_period_us": "100000\n"}) is None
-    assert quota_of("0::/gone\n", {}) is None  # unreadable: no limit known
-
-
-def test_under_a_cpu_limit_below_the_cores_instances_follow_the_limit_unpinned(monkeypatch):
-    monkeypatch.setattr(server.settings, "allowed_cores", lambda: list(range(8)))
-    monkeypatch.setattr(server.settings, "cpu_quota", lambda: 2.0)  # a pod limited to 2 CPUs on 8
-    assert Settings().instance_cores() is None
-    assert Settings().model_instances == 2  # as many runs at once as the limit's CPUs, not the node's cores
-    monkeypatch.setattr(server.settings, "cpu_quota", lambda: 0.5)
-    assert Settings().model_instances == 1
-    monkeypatch.setattr(server.settings, "cpu_quota", lambda: 8.0)
-    assert Settings().instance_cores() == [{c} for c in range(8)]
-
-
-def test_a_cpu_limit_set_above_the_processs_own_cgroup_counts_too(tmp_path):
-    (tmp_path / "kubepods" / "pod1" / "app").mkdir(parents=True)
-    (tmp_path / "kubepods" / "pod1" / "cpu.max").write_text("100000 100000\n")  # the pod's limit
-    (tmp_path / "kubepods" / "pod1" / "app" / "cpu.max").write_text("max 100000\n")
-    (tmp_path / "cgroup").write_text("0::/kubepods/pod1/app\n")
-    assert server.settings.cpu_quota(tmp_path / "cgroup", tmp_path) == 1.0

@@ -2,11 +2,10 @@ import json
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
 from trainer.data import add_salt
 from trainer.metrics import frechet_distance, inception_score, median3, psnr
-
-from conftest import run_cli
 
 
 def test_frechet_distance():

@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from trainer import export
 from genserve.repository import newest_versions
+from trainer import export
 from trainer.export import SPECS, ExportError, export_repository
 from trainer.train import load_trained
 

@@ -3,10 +3,9 @@ import hashlib
 
 import numpy as np
 import pytest
+from helpers import write_idx
 
 from trainer.data import DEFAULT_DATA_DIR, DataError, add_salt, load_split, read_idx
-
-from conftest import write_idx
 
 # From data/mnist/README.md: the uncompressed files' SHA-256.
 MNIST_SHA256 = {

@@ -8,14 +8,13 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT, run_cli
 
 from trainer import checkpoints
 from trainer.data import load_split, to_unit
 from trainer.interrupts import InterruptAtStep
 from trainer.recipes import MODELS, PROFILES, recipe_for
 from trainer.tasks import TASKS
-
-from conftest import ROOT, run_cli
 
 
 def _batch(n=64):

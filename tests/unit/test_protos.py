@@ -4,7 +4,7 @@ import importlib.util
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_generated_code_matches_a_fresh_generation(tmp_path):
