@@ -3,44 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import itertools
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from genserve.v1 import generative_pb2 as pb
-from genserve.v1 import generative_pb2_grpc as pb_grpc
 
 from . import _calls
 from ._calls import ModelInfo
-from .errors import GenserveError
-from .sync_client import DEFAULT_MAX_MESSAGE_BYTES
-
-log = logging.getLogger(__name__)
+from .connection import Connection
 
 
-class AsyncGenerativeClient:
+class AsyncGenerativeClient(Connection):
     """>>> async with AsyncGenerativeClient("localhost:50051") as client:   # doctest: +SKIP
     ...     digits = await client.sample_digits(n=16)
 
-    Same arguments as :class:`client.GenerativeClient`.
+    Arguments: see :class:`client.connection.Connection`.
     """
 
-    def __init__(self, target: str = "localhost:50051", *, timeout: float = 30.0, retries: int = 3,
-                 credentials: grpc.ChannelCredentials | None = None,
-                 ca_cert: _calls.PEM = None, client_cert: _calls.PEM = None, client_key: _calls.PEM = None,
-                 token: str | None = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
-        options = _calls.channel_options(max_message_bytes)
-        credentials = _calls.channel_credentials(credentials, ca_cert, client_cert, client_key)
-        self._metadata = _calls.call_metadata(token)
-        self._channel = (grpc.aio.secure_channel(target, credentials, options) if credentials
-                         else grpc.aio.insecure_channel(target, options))
-        self._stub = pb_grpc.GenerativeServiceStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
-        self.timeout = timeout
-        self.retries = retries
+    _channels = grpc.aio
 
     async def __aenter__(self) -> "AsyncGenerativeClient":
         return self
@@ -52,15 +35,11 @@ class AsyncGenerativeClient:
         await self._channel.close()
 
     async def _call(self, method, request, timeout: float | None = None):
-        for attempt in range(self.retries + 1):
+        for attempt in itertools.count():
             try:
                 return await method(request, timeout=timeout or self.timeout, metadata=self._metadata)
             except grpc.RpcError as error:
-                if error.code() not in _calls.RETRYABLE or attempt == self.retries:
-                    raise GenserveError.from_rpc_error(error) from None
-                delay = _calls.backoff(attempt + 1)
-                log.info("%s: %s; retrying in %.2f s", error.code().name, error.details(), delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._retry_delay(error, attempt))
 
     async def sample_digits(self, n: int = 16, model: str = "gan", seed: int | None = None, *,
                             as_float: bool = False, version: int = 0) -> np.ndarray:

@@ -2,58 +2,29 @@
 
 from __future__ import annotations
 
-import logging
+import itertools
 import time
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from genserve.v1 import generative_pb2 as pb
-from genserve.v1 import generative_pb2_grpc as pb_grpc
 
 from . import _calls
 from ._calls import ModelInfo
-from .errors import GenserveError
-
-log = logging.getLogger(__name__)
-
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+from .connection import Connection
 
 
-class GenerativeClient:
+class GenerativeClient(Connection):
     """Talks to a genserve server over gRPC. numpy in, numpy out.
 
     >>> from client import GenerativeClient
     >>> with GenerativeClient("localhost:50051") as client:      # doctest: +SKIP
     ...     digits = client.sample_digits(n=16, seed=1)           # uint8 [16, 28, 28]
 
-    Args:
-        target: ``host:port`` of the server.
-        timeout: seconds each call may take, retries included in none of them.
-        retries: extra attempts on UNAVAILABLE (a server starting, draining or
-            restarting), with jittered exponential backoff. Other errors are not retried.
-        credentials: ``grpc.ssl_channel_credentials(...)`` for TLS; or, simpler:
-        ca_cert: PEM (path or bytes) of the CA that signed the server's certificate;
-            TLS with it (plaintext when neither it nor ``credentials`` is given).
-        client_cert, client_key: PEM (paths or bytes) for mutual TLS.
-        token: bearer token sent as ``authorization: Bearer <token>`` on every call.
+    Arguments: see :class:`client.connection.Connection`.
     """
-
-    def __init__(self, target: str = "localhost:50051", *, timeout: float = 30.0, retries: int = 3,
-                 credentials: grpc.ChannelCredentials | None = None,
-                 ca_cert: _calls.PEM = None, client_cert: _calls.PEM = None, client_key: _calls.PEM = None,
-                 token: str | None = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
-        options = _calls.channel_options(max_message_bytes)
-        credentials = _calls.channel_credentials(credentials, ca_cert, client_cert, client_key)
-        self._metadata = _calls.call_metadata(token)
-        self._channel = (grpc.secure_channel(target, credentials, options) if credentials
-                         else grpc.insecure_channel(target, options))
-        self._stub = pb_grpc.GenerativeServiceStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
-        self.timeout = timeout
-        self.retries = retries
 
     def __enter__(self) -> "GenerativeClient":
         return self
@@ -65,15 +36,11 @@ class GenerativeClient:
         self._channel.close()
 
     def _call(self, method, request, timeout: float | None = None):
-        for attempt in range(self.retries + 1):
+        for attempt in itertools.count():
             try:
                 return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
             except grpc.RpcError as error:
-                if error.code() not in _calls.RETRYABLE or attempt == self.retries:
-                    raise GenserveError.from_rpc_error(error) from None
-                delay = _calls.backoff(attempt + 1)
-                log.info("%s: %s; retrying in %.2f s", error.code().name, error.details(), delay)
-                time.sleep(delay)
+                time.sleep(self._retry_delay(error, attempt))
 
     def sample_digits(self, n: int = 16, model: str = "gan", seed: int | None = None, *,
                       as_float: bool = False, version: int = 0) -> np.ndarray:
