@@ -24,16 +24,15 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 
-from client import AsyncGenerativeClient
-from client import _calls
+from client import AsyncGenerativeClient, _calls
 from genserve.codec import to_tensor
 from genserve.repository import newest_versions
 from genserve.v1 import generative_pb2 as pb
+from server.settings import Settings, available_cores
 
 from . import echo
 from .load import Result, drive, keep_freed_memory
 from .processes import ROOT, start_echo, start_server
-from server.settings import Settings, available_cores
 
 RPCS = {  # name: (model in the repository, shape of one input row)
     "Sample gan": ("gan_generator", (100,)),
@@ -163,10 +162,8 @@ async def measure_cell(targets: list[str], echo_target: str, rpc: str, n: int, a
 
 
 def requests_for(n: int, base: int, concurrency: int) -> int:
-    # A slice of a closed loop ends with its callers draining one by one, which a server
-    # of two instances feels at 8 callers: slices of 31 requests of Sample gan n=256 gave
-    # 0.94 x the requests/s of slices of 125 or 500 (which agreed), in turns on one server.
-    # So n=256 gets 500 requests (4 slices of 125), not 125.
+    # A slice of a closed loop ends with its callers draining one by one; slices must be
+    # long enough for that tail not to count, so large requests get at least 500.
     return max(2 * concurrency, base * 64 // max(n, 64))
 
 
@@ -225,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
           f"instances of {defaults.threads_per_run} onnxruntime thread per model); in-process limit: one run at "
           f"a time on {args.limit_threads} onnxruntime threads", flush=True)
     servers = [start_server(args.model_repository, *server_args)]
-    # The 3x clause compares with batching switched off, measured in the same slices.
+    # Batching's gain: against the same server with batching switched off, in the same slices.
     if not args.quick and "Sample gan" in args.rpcs and 1 in args.n and 64 in args.concurrency:
         servers.append(start_server(args.model_repository, "--max-batch-size", "1", *server_args))
     echo_server = start_echo()

@@ -1,32 +1,12 @@
-"""Dynamic batching, with Triton's knobs: concurrent requests for one model are merged
-into one onnxruntime run of up to ``max_batch`` rows, after waiting at most
-``max_delay`` for more to arrive, then split back per request.
+"""Dynamic batching, as Triton does it: concurrent requests for one model are merged
+into one onnxruntime run of up to ``max_batch`` rows and split back per request. Rows
+never influence each other: a request gets the same bytes alone or in a batch.
 
-While a run is in progress the next requests queue up, so under load batches grow by
-themselves without any waiting; ``max_delay`` only trades latency for larger batches
-when the model is idle. Rows never influence each other: a request gets the same
-bytes alone or in a batch (tests/test_batching.py checks it).
-
-Runs long enough for a thread go to ``instances`` concurrent runs, like Triton's
-instance count: each run uses one core, so the cores never wait on each other inside a
-run, and a run is never stalled by a sibling thread the event loop or the client took
-the core from. One more batch waits behind each running one (``IN_FLIGHT_PER_INSTANCE``),
-so that an instance that finishes starts the next at once instead of waiting for the
-event loop to hand it over. A long batch that finds the model idle is split across the
-instances, so that a lone caller still gets every core; its first part runs on the event
-loop's own thread.
-
-Runs shorter than the work of taking in a request (a batch-1 GAN run: 0.1 ms against
-about 0.3 ms) leave the model idle whenever a request arrives, so under load their
-batches would stay at one request each. With ``max_gather`` the batcher gathers
-instead: it holds a batch while requests keep arriving, until the event loop has sat
-idle for ``GAP_FACTOR`` usual gaps between arrivals (no request is on its way), the
-batch holds as many requests as the largest recent one (a fixed set of callers has
-all arrived; once every ``PROBE_EVERY`` seconds a gather goes without that cap, so
-that more callers are noticed), it is full, or ``max_gather`` has passed. It gathers
-only while that pays: ``MISSES_TO_STOP`` gathers in a row that no request joins stop
-it, and then one request in every ``PROBE_EVERY`` seconds tries again, so that a lone
-caller is rarely held back, and then by one gap.
+Short runs happen on the event loop itself; longer ones go to ``instances`` threads
+(Triton's instance count), one core each, and a long batch that finds the model idle is
+split across them. Under load, batches of short runs are *gathered*: held while
+requests keep arriving, for at most ``max_gather``, and only while that pays.
+docs/serving.md describes the policy; docs/performance.md measures it.
 """
 
 from __future__ import annotations
@@ -49,31 +29,23 @@ from .metrics import Metrics
 log = logging.getLogger(__name__)
 
 RunFn = Callable[[np.ndarray], list[np.ndarray]]
-# A run expected to take less than this runs on the event loop itself (on the model's
-# one-thread session, ``run_short``): handing a batch-1 GAN run (~0.1 ms) to a thread
-# and back costs more than the run. Up to 2 ms it still pays: while the loop runs the
-# model, arrivals collect for the next, larger batch, and the hand-off's CPU is saved.
-# GAN n=1 at 64 callers, interleaved against 0.5 ms: 1.19 x the requests/s, 17 % less
-# CPU per request (1 ms: 1.15 x).
+# A run expected to take less than this runs on the event loop (the model's one-thread
+# session, ``run_short``): a thread hand-off costs more than a batch-1 run.
 INLINE_BELOW = 2e-3  # seconds
-# A batch of many requests runs on the event loop for longer: up to this much per request
-# it holds, at most INLINE_MAX. The loop spends more on taking in and answering such a batch
-# than on its run, so a thread would win little overlap and cost the hand-over and a core the
-# callers need. GAN n=1 at 64 callers, interleaved against 2 ms for every batch: 1.07 x the
-# requests/s (5 ms for every batch: 1.09 x, but a lone Decode of 16 would lose its split).
+# A batch of many requests may run on the loop for longer, per request it holds, up to
+# INLINE_MAX: taking in and answering such a batch costs the loop more than the run.
 INLINE_PER_REQUEST = 80e-6  # seconds
 INLINE_MAX = 5e-3  # seconds
 GAP_FACTOR = 2.0  # a gather ends when no request arrived for this many usual gaps
 PROBE_EVERY = 0.1  # seconds between tries to gather while gathering does not pay
 MISSES_TO_STOP = 3  # gathers in a row that no request joins before gathering stops
 RECENT_GATHERS = 16  # gathers whose sizes say how many requests usually come
-# Measured with two instances on two cores, GAN at n=256 and 8 callers: 139 requests/s
-# handing over one batch at a time, 199 with one waiting behind each running run.
+# One batch waits behind each running one, so that a finished instance starts the next
+# at once instead of waiting for the event loop to hand it over.
 IN_FLIGHT_PER_INSTANCE = 2
 SPLIT_ABOVE = 1e-3  # seconds: a batch expected to run longer is split across idle instances
-# A part expected to run shorter loses more to the run's fixed costs and the hand-overs than
-# the split gains. By time, not rows: a row of the VAE decoder takes six GAN rows' time, and
-# 16 of its rows in two parts gave a lone caller 1.6 x the requests/s of one run.
+# The least a part of a split batch may be expected to run: shorter parts lose more to
+# fixed costs than the split gains. By time, not rows, since models' rows differ in cost.
 MIN_PART_SECONDS = 0.5e-3
 
 
@@ -97,14 +69,9 @@ class Batcher:
         self.max_queue = max_queue
         self.max_gather = max_gather
         self.instances = instances
-        # A pool of its own, one thread per instance: the batches waiting behind running ones
-        # wait in it instead of taking a core, and a model's queue never waits behind another
-        # model's runs (with one shared pool, the soak's median call took 250 ms behind other
-        # models' batches of 256).
-        # With ``cores``, each instance's thread keeps to cores of its own: left to the OS, the
-        # two runs of a 2-core machine sometimes share a core while the event loop has the
-        # other. GAN n=256, interleaved against unpinned threads: 1.02-1.03 x the requests/s
-        # at 8 callers, 1.04-1.05 x at 64.
+        # A pool per model, one thread per instance: a model's queue never waits behind
+        # another model's runs. With ``cores``, each thread keeps to cores of its own, so
+        # that two runs never share a core while another sits idle.
         self._executor = ThreadPoolExecutor(max_workers=instances, thread_name_prefix=f"{name}-run",
                                             initializer=_pinning(name, cores) if cores else None)
         # This model's series, looked up once: a label lookup per request costs more than the observation.
@@ -239,9 +206,7 @@ class Batcher:
                          parts: int) -> None:
         step = -(-len(rows) // parts)
         # A split batch found the model idle; its first part runs on the event loop itself,
-        # no longer than an inline run may (INLINE_MAX), so that it need not wait for a thread
-        # to wake nor the loop to hear that it ended. GAN n=256 from one caller, interleaved:
-        # 1.03 x the requests/s.
+        # no longer than an inline run may, so that it waits for no thread to wake.
         here = parts > 1 and self._seconds_per_row * step < INLINE_MAX
         pending = [loop.run_in_executor(self._executor, self._measured_run, rows[i:i + step])
                    for i in range(step if here else 0, len(rows), step)]
@@ -279,21 +244,14 @@ class Batcher:
         until = self._queue[0].queued + self.max_gather
         gap = self.max_gather / 4 if self._arrival_gap is None else GAP_FACTOR * self._arrival_gap
         last_look = now = time.monotonic()
-        # As many requests as the largest recent batch: with a fixed number of callers
-        # (each sending again when answered) no more are coming, so stop there. If as many
-        # arrived while the last batch was answered, the callers have grown: no cap this time.
-        # Those can only be seen to grow while they are not waited on: the requests of more
-        # callers queue in gRPC behind the loop's work, and a batch that ends at the cap sets
-        # the next cap. So once every PROBE_EVERY seconds a gather has no cap (at most one
-        # gap of waiting, when the callers are as many as before). Without it, after a spell
-        # of 8 callers, 64 callers of Sample gan n=1 got batches of 8 for thousands of requests,
-        # at 0.76-0.92 x the requests/s they had before the spell.
+        # Capped at the largest recent batch: a fixed set of callers has then all arrived.
+        # Once every PROBE_EVERY seconds a gather goes uncapped, since a cap can only be
+        # outgrown by a gather that does not stop at it: more callers are noticed that way.
         usual = max(self._recent_sizes, default=self.max_queue)
         if len(self._queue) >= usual or now - self._last_uncapped >= PROBE_EVERY:
             usual, self._last_uncapped = self.max_queue, now
         # Arrivals wake the gather only once it has enough; otherwise it looks at the queue
-        # when each wait of one gap ends. Waking it on every arrival cost each small request
-        # a task step of the event loop, on the loop that limits small requests.
+        # when each wait of one gap ends, sparing small requests a task step each.
         self._enough = usual
         waited = False
         while self._queued_rows < self.max_batch and len(self._queue) < usual:

@@ -7,8 +7,8 @@ Shapes in comments are (channels x height x width) per image.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 IMAGE_SIZE = 28
 NOISE_DIM = 100  # GAN input, as in the lecture
@@ -18,7 +18,7 @@ LATENT_DIM = 2  # VAE latent, as in the lecture: small enough to draw
 def keras_init_(module: nn.Module) -> nn.Module:
     """Glorot-uniform weights and zero biases, Keras' defaults, which the lecture's VAE
     was trained with. Torch's default init leaves most of the encoder's 16 ReLU units
-    dead within the first epochs (measured: 14 of 16), which costs over 10 nats of ELBO.
+    dead within the first epochs, which costs the ELBO dearly.
     """
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):

@@ -25,7 +25,7 @@ class Recipe:
     g_step_dropout: bool = True
     # VAE: the encoder's 16-unit ReLU trains as a leaky ReLU whose negative slope falls
     # linearly from relu_leak to 0 over the first relu_leak_epochs, then as a plain ReLU.
-    # With a plain ReLU from the start, 13 of the 16 units die in the first epoch.
+    # A plain ReLU from the first step lets most of the 16 units die in the first epoch.
     relu_leak: float = 0.0
     relu_leak_epochs: float = 0.0
     weight_decay: float = 0.0  # Adam only: decoupled weight decay (AdamW); 0: plain Adam
@@ -47,17 +47,8 @@ PROFILES: dict[str, dict[str, Recipe]] = {
         "dae": Recipe(epochs=1, train_len=20_000, salt_max=0.35),
         "classifier": Recipe(epochs=1, train_len=30_000),
     },
-    # The default. Deviations from the lecture: all 60,000 images; the VAE uses Adam
-    # (lr 2e-3) with a cosine schedule instead of constant RMSprop, which reaches a
-    # lower test loss, for 60 epochs instead of 30 (its test loss still falls at 30), and
-    # its 16-unit ReLU starts leaky (relu_leak above) so that its units stay alive, and it
-    # trains with decoupled weight decay 0.1 (AdamW): without it the test loss stalls at
-    # 145.2 nats from epoch 44 while the training loss goes on falling (139.8), with it
-    # the test loss ends near 144. The GAN trains 200 epochs with its learning rate
-    # decayed by a cosine schedule, which steadies late samples, an R1 penalty
-    # (r1_gamma above) on the discriminator, and D's dropout off when D scores the
-    # generator's batch (g_step_dropout above): over 40 epochs that alone took the
-    # Frechet distance from 59 to 55; 100 epochs take it to 14, and 200 further still.
+    # The default: the lecture's models on all 60,000 images, trained for quality
+    # (docs/training.md says where and why each recipe departs from the lecture).
     "full": {
         "vae": Recipe(epochs=60, optimizer="adam", lr=2e-3, schedule="cosine", relu_leak=0.2,
                       relu_leak_epochs=5, weight_decay=0.1),
