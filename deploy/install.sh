@@ -1,6 +1,6 @@
 #!/bin/sh
 # The install step of every image: a virtualenv at VENV with genserve and one extra.
-# CI runs this same script (tests/test_deploy.py), so the images' installs cannot rot.
+# CI runs this same script (tests/e2e/test_deploy.py), so the images' installs cannot rot.
 #
 #   deploy/install.sh serve|serve-gpu|train VENV
 set -eu

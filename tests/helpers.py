@@ -3,6 +3,7 @@ line, and polling with a deadline instead of fixed sleeps."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import subprocess
 import sys
@@ -22,6 +23,16 @@ def write_idx(path: Path, array: np.ndarray, magic: int, compress: bool = True) 
     data = header + array.astype(np.uint8).tobytes()
     path.write_bytes(gzip.compress(data) if compress else data)
     return path
+
+
+@contextlib.contextmanager
+def served(repository: Path, *args: str):
+    """A ready server process for the length of the block; it must exit 0 on SIGTERM."""
+    process = ServerProcess(repository, *args).wait_ready()
+    try:
+        yield process
+    finally:
+        assert process.stop() == 0, process.log
 
 
 def run_cli(*args: str, timeout: float = 600, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -6,8 +6,7 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import ROOT
+from helpers import ROOT
 
 
 def run_bench(module: str, *args: str) -> str:

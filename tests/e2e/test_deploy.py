@@ -12,7 +12,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import ROOT, ServerProcess
+from helpers import ROOT, ServerProcess
 
 from server.settings import Settings
 
@@ -93,6 +93,7 @@ def test_dockerignore_keeps_runs_and_virtualenvs_out():
     assert "models" not in ignored and "data" not in ignored
 
 
+@pytest.mark.slow
 def test_the_cpu_images_build_stage_gives_a_server_without_torch(tmp_path, tiny_repository):
     """The serving image's build stage, run here as written (its COPY lines into a fresh
     context, its RUN line with the virtualenv under tmp_path), then the server it

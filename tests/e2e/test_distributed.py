@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
-from conftest import ROOT, TINY_TRAIN
 
+from helpers import ROOT, TINY_TRAIN
 from trainer.distributed import World
 
 
@@ -23,6 +24,7 @@ def test_each_rank_takes_its_own_share_of_every_batch():
     assert torch.equal(World().shard(batch), batch)  # one process: the whole batch
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_stay_in_sync_and_export_once(tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     run_dir, repository = tmp_path / "runs", tmp_path / "models"

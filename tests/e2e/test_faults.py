@@ -12,7 +12,7 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 
 from client import GenerativeClient, GenserveError
-from conftest import ServerProcess
+from helpers import ServerProcess
 
 
 def _worker_pids(server) -> set[str]:

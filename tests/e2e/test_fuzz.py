@@ -156,6 +156,7 @@ CANARIES = [  # valid requests whose answers must not change, whatever came befo
 ]
 
 
+@pytest.mark.slow
 def test_fuzzed_requests_get_ok_or_a_client_error_and_valid_ones_stay_correct(server, caller, tiny_repository):
     import onnxruntime as ort
 

@@ -1,6 +1,7 @@
 """Start-up, health transitions, refusal of bad repositories, and draining."""
 
 import json
+import logging
 import shutil
 import signal
 import socket
@@ -12,15 +13,15 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import ROOT, ServerProcess
 
 from client import GenerativeClient, GenserveError
-from conftest import ROOT, ServerProcess
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 # Runs in a child process: the server's generated Open Inference Protocol code and
-# tritonclient's (tests/test_oip.py) both define the protobuf package ``inference``,
+# tritonclient's (tests/e2e/test_oip.py) both define the protobuf package ``inference``,
 # which one process cannot import twice.
 _LOADING_SCENARIO = """
 import asyncio, json, sys
@@ -114,8 +115,7 @@ def _copy(repository, tmp_path):
 
 def _refused(repository, *args) -> str:
     server = ServerProcess(repository, *args)
-    code = server.proc.wait(60)
-    server._pump.join(5)
+    code = server.wait_exit(60)
     assert code == 1, server.log
     assert "Traceback" not in server.log
     return server.log
@@ -179,8 +179,7 @@ def test_settings_come_from_the_environment(tiny_repository):
 
 def test_a_bad_environment_value_is_one_clear_line(tiny_repository):
     server = ServerProcess(tiny_repository, env={"GENSERVE_MAX_REQUEST_SIZE": "lots"})
-    assert server.proc.wait(30) == 2
-    server._pump.join(5)
+    assert server.wait_exit(30) == 2
     assert "argument --max-request-size: 'lots' is not an integer (from GENSERVE_MAX_REQUEST_SIZE='lots')" in server.log
     assert "Traceback" not in server.log
 
@@ -191,16 +190,29 @@ def test_the_client_retries_until_the_server_is_up(tiny_repository):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     result = {}
+    retried = threading.Event()
+
+    class Retries(logging.Handler):
+        def emit(self, record):
+            if "retrying in" in record.getMessage():
+                retried.set()
 
     def call():
         with GenerativeClient(f"127.0.0.1:{port}", retries=12, timeout=5) as client:
             result["images"] = client.sample_digits(n=2, seed=1)
-    thread = threading.Thread(target=call)
-    thread.start()
-    time.sleep(0.5)  # the first attempts find nothing listening
-    server = ServerProcess(tiny_repository, "--port", str(port))  # the later --port wins
+    handler, client_log = Retries(), logging.getLogger("client")
+    client_log.addHandler(handler)
+    client_log.setLevel(logging.INFO)
     try:
-        thread.join(60)
-        assert result["images"].shape == (2, 28, 28)
+        thread = threading.Thread(target=call)
+        thread.start()
+        assert retried.wait(30), "the client never retried"  # its first attempt found nothing listening
+        server = ServerProcess(tiny_repository, "--port", str(port))  # the later --port wins
+        try:
+            thread.join(60)
+            assert result["images"].shape == (2, 28, 28)
+        finally:
+            assert server.stop() == 0
     finally:
-        assert server.stop() == 0
+        client_log.removeHandler(handler)
+        client_log.setLevel(logging.NOTSET)

@@ -13,7 +13,7 @@ import urllib.request
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 DEPLOY = ROOT / "deploy"
 

@@ -5,30 +5,19 @@ pins through both APIs, and a repository deleted while serving."""
 import json
 import shutil
 import threading
-import time
 
 import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from conftest import ServerProcess
 from tritonclient.utils import InferenceServerException
 
 from client import GenerativeClient, GenserveError
 from genserve.v1 import generative_pb2 as pb
 from genserve.v1 import generative_pb2_grpc as pb_grpc
+from helpers import ServerProcess, wait_until
 
 POLL = "0.2"
-
-
-def wait_until(predicate, timeout: float = 30, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def version_that_ran(stub, seed: int = 0, version: int = 0) -> int:
@@ -87,7 +76,8 @@ def test_a_new_version_is_swapped_in_under_load_without_a_failed_call(watched, r
     wait_until(lambda: all(len(s) > 5 for s in seen), what="calls before the swap")
     publish(repository, "gan_generator", 2, repository / "gan_generator" / "1")
     wait_until(lambda: all(s and s[-1] == 2 for s in seen), what="calls on version 2")
-    time.sleep(0.3)
+    marks = [len(s) for s in seen]
+    wait_until(lambda: all(len(s) >= mark + 5 for s, mark in zip(seen, marks)), what="more calls on version 2")
     stop.set()
     for thread in threads:
         thread.join(30)
@@ -129,7 +119,10 @@ def test_pins_and_refusals_through_both_apis(watched, repository):
         wait_until(lambda: f"refused gan_generator version {version}:" in watched.log, what=f"refusal {version}")
         line = next(l for l in watched.log.splitlines() if f"refused gan_generator version {version}:" in l)
         assert reason in line and "still serving version 2" in line
-    time.sleep(1)  # more polls: an unchanged refused version is not tried again
+    # A later poll, which lists the repository after the last refusal and looks at
+    # gan_generator before vae_encoder, does not try the unchanged refused versions again.
+    publish(repository, "vae_encoder", 2, repository / "vae_encoder" / "1")
+    wait_until(lambda: "reloaded vae_encoder: version 2" in watched.log, what="vae_encoder version 2")
     assert watched.metric("genserve_model_reloads_total", model="gan_generator", result="refused") == 3
     with grpc.insecure_channel(watched.target) as channel:
         assert version_that_ran(pb_grpc.GenerativeServiceStub(channel)) == 2
@@ -170,6 +163,5 @@ def test_a_deleted_repository_is_reported_and_the_loaded_models_keep_serving(wat
 
 def test_poll_interval_is_checked(tiny_repository):
     server = ServerProcess(tiny_repository, "--poll-interval", "-1")
-    assert server.proc.wait(30) == 2
-    server._pump.join(5)
+    assert server.wait_exit(30) == 2
     assert "--poll-interval: must be a finite number >= 0" in server.log

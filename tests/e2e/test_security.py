@@ -7,12 +7,12 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from conftest import ROOT, ServerProcess
-from pki import make_pki
 from tritonclient.utils import InferenceServerException
 
 from client import GenerativeClient, GenserveError
 from genserve.v1 import generative_pb2
+from helpers import ROOT, ServerProcess
+from pki import make_pki
 
 TOKEN = "s3cret-token-0123456789abcdef"
 ROTATED = "rotated-token-fedcba9876543210"
@@ -197,8 +197,7 @@ def test_no_token_or_key_appears_in_logs_or_metrics(tls_server, mtls_server, pki
 ])
 def test_incomplete_security_flags_are_refused(tiny_repository, args, message):
     server = ServerProcess(tiny_repository, *args)
-    assert server.proc.wait(30) == 2
-    server._pump.join(5)
+    assert server.wait_exit(30) == 2
     assert message in server.log
 
 
@@ -216,7 +215,6 @@ def test_unreadable_or_bad_secret_files_are_refused_by_name(tiny_repository, tmp
     ]
     for args, message in cases:
         server = ServerProcess(tiny_repository, *args)
-        assert server.proc.wait(60) == 1, server.log
-        server._pump.join(5)
+        assert server.wait_exit(60) == 1, server.log
         assert message in server.log and "Traceback" not in server.log
         assert "qz7tiny" not in server.log

@@ -9,11 +9,11 @@ import urllib.request
 import numpy as np
 import onnxruntime as ort
 import pytest
+from helpers import ROOT
 
 from client import AsyncGenerativeClient, GenserveError
+from genserve.pixels import to_pixels
 from trainer.data import add_salt, load_split
-
-from conftest import ROOT, as_uint8
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_sample_gan_equals_in_process_onnxruntime(client, onnx):
     images = client.sample_digits(n=20, model="gan", seed=7)
     assert images.shape == (20, 28, 28) and images.dtype == np.uint8
     noise = np.random.default_rng(7).standard_normal((20, 100), dtype=np.float32)
-    np.testing.assert_array_equal(images, as_uint8(onnx("gan_generator", noise)[0]))
+    np.testing.assert_array_equal(images, to_pixels(onnx("gan_generator", noise)[0]))
 
 
 def test_sample_vae_float_equals_in_process_onnxruntime(client, onnx):
@@ -66,13 +66,13 @@ def test_encode_equals_in_process_onnxruntime(client, onnx, digits):
 
 def test_decode_equals_in_process_onnxruntime(client, onnx):
     z = np.random.default_rng(0).standard_normal((33, 2)).astype(np.float32) * 2
-    np.testing.assert_array_equal(client.decode(z), as_uint8(onnx("vae_decoder", z)[0]))
+    np.testing.assert_array_equal(client.decode(z), to_pixels(onnx("vae_decoder", z)[0]))
 
 
 def test_denoise_equals_in_process_onnxruntime(client, onnx, digits):
     noisy = add_salt(digits[:, None] / np.float32(255), 0.1, np.random.default_rng(0))
     expected = onnx("dae", noisy)[0]
-    np.testing.assert_array_equal(client.denoise(noisy), as_uint8(expected))
+    np.testing.assert_array_equal(client.denoise(noisy), to_pixels(expected))
     np.testing.assert_array_equal(client.denoise(noisy, as_float=True), expected.reshape(-1, 28, 28))
 
 
@@ -156,7 +156,9 @@ def test_client_command_line(server, tmp_path):
 
 def test_reflection_lists_the_services(server):
     import grpc
-    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
 
     with grpc.insecure_channel(server.target) as channel:
         database = ProtoReflectionDescriptorDatabase(channel)

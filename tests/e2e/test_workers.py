@@ -4,7 +4,7 @@ reports the requests of both."""
 from prometheus_client.parser import text_string_to_metric_families
 
 from client import GenerativeClient
-from conftest import ServerProcess
+from helpers import ServerProcess
 
 
 def test_two_workers_serve_one_port_and_report_metrics_together(tiny_repository):

@@ -34,6 +34,7 @@ def test_median_filter_removes_isolated_salt_and_psnr():
     assert psnr(clean + 0.1, clean) == pytest.approx(20, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_evaluate_cli_reports_every_figure(tiny_repository, tmp_path):
     out = tmp_path / "evaluation.json"
     result = run_cli("evaluate", "--model-repository", str(tiny_repository), "--samples", "300", "--out", str(out))

@@ -77,6 +77,7 @@ def test_onnx_matches_pytorch(tiny_run, tiny_repository):
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_a_new_export_adds_a_version_and_keeps_the_old(tiny_run, tiny_repository, tmp_path):
     repository = tmp_path / "models"
     export_repository(tiny_run, repository, samples=200)

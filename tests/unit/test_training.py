@@ -117,6 +117,7 @@ def _train_cmd(run_dir, *extra):
             "--train-len", "1024", "--run-dir", str(run_dir), "--no-progress", *extra]
 
 
+@pytest.mark.slow
 def test_interrupt_keeps_the_last_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path):
     straight = tmp_path / "straight"
     subprocess.run(_train_cmd(straight), check=True, capture_output=True, timeout=300, cwd=ROOT)
@@ -147,6 +148,7 @@ def test_interrupt_keeps_the_last_checkpoint_and_resume_matches_an_uninterrupted
     assert epochs == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_resume_with_other_settings_is_refused(tmp_path):
     subprocess.run(_train_cmd(tmp_path, "--epochs", "1", "--train-len", "256"), check=True, capture_output=True,
                    timeout=300, cwd=ROOT)
