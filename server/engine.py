@@ -19,6 +19,7 @@ import onnxruntime as ort
 from numpy.random import PCG64, Generator
 from prometheus_client import Histogram
 
+from genserve.contract import CONTRACTS, ONNX_TYPES, mismatch
 from genserve.pixels import to_pixels
 from genserve.repository import ModelVersion, newest_versions, read_version
 
@@ -31,20 +32,13 @@ from .settings import PROVIDER_NAMES, Settings
 log = logging.getLogger(__name__)
 
 REQUIRED = ("vae_encoder", "vae_decoder", "gan_generator", "dae")
-# The models' tensor contract: input name, item shape, output names. A version that
-# breaks it is refused, at start and on reload.
-CONTRACT = {
-    "vae_encoder": ("image", [1, 28, 28], ["z_mean", "z_log_var"]),
-    "vae_decoder": ("z", [2], ["image"]),
-    "gan_generator": ("noise", [100], ["image"]),
-    "dae": ("noisy", [1, 28, 28], ["image"]),
-}
 # Versions kept loaded per model: the newest, and the one it replaced, so that calls
 # pinned to the old one keep working while their callers move.
 KEEP_VERSIONS = 2
 SAMPLERS = {"gan": "gan_generator", "vae": "vae_decoder"}  # their inputs are noise [N, *item shape]
 # Models whose one output is images: their runs also give the uint8 pixels (see _run).
-IMAGE_MODELS = frozenset(name for name, (_, _, outputs) in CONTRACT.items() if outputs == ["image"])
+IMAGE_MODELS = frozenset(name for name, c in CONTRACTS.items() if [o.name for o in c.outputs] == ["image"])
+WARM_UP_ROWS = (1, 16)  # batch sizes each session runs, and whose outputs are checked, before serving
 # The event loop's runs of at least this many rows use two intra-op threads (wide_session).
 WIDE_ROWS = 8
 OPTIMIZATION = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -106,6 +100,11 @@ class LoadedModel:
     def output_names(self) -> list[str]:
         return [o.name for o in self.session.get_outputs()]
 
+    @functools.cached_property
+    def output_bytes(self) -> dict[str, int]:
+        """Bytes per row of each output (float32, fixed item shapes: checked at load)."""
+        return {o.name: 4 * int(np.prod(o.shape[1:], dtype=np.int64)) for o in self.session.get_outputs()}
+
 
 class Engine:
     def __init__(self, settings: Settings, metrics: Metrics, worker: int = 0):
@@ -138,6 +137,9 @@ class Engine:
         options.graph_optimization_level = OPTIMIZATION[self.settings.graph_optimization]
         # Spinning threads burn the cores that concurrent requests need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Without onnxruntime's arena, a burst of large batches gives its memory back
+        # afterwards instead of holding its peak for the life of the process.
+        options.enable_cpu_mem_arena = False
         options.log_severity_level = 3
         try:
             return ort.InferenceSession(str(version.path), options, providers=self._providers)
@@ -214,10 +216,27 @@ class Engine:
                   f"thread{'s' * (threads > 1)} each{pinned}")
 
     def _warm_up(self, model: LoadedModel) -> None:
-        shape = [1 if isinstance(d, str) or d is None else d for d in model.session.get_inputs()[0].shape]
+        """Runs every session on inputs within the contract's ranges and checks that each
+        output has a row per input row, its item shape, and values within its range."""
+        contract = CONTRACTS.get(model.name)
+        node = model.session.get_inputs()[0]
+        rng = np.random.default_rng(0)
         for session in {model.session, model.short_session, model.wide_session} - {None}:
-            for n in (1, 16):
-                session.run(None, {model.input_name: np.zeros([n, *shape[1:]], np.float32)})
+            for n in WARM_UP_ROWS:
+                shape = (n, *node.shape[1:])
+                unit = contract is not None and contract.inputs[0].high == 1.0
+                rows = rng.random(shape, dtype=np.float32) if unit else rng.standard_normal(shape, dtype=np.float32)
+                for i, (out, array) in enumerate(zip(session.get_outputs(), session.run(None, {node.name: rows}))):
+                    want = (n, *out.shape[1:])
+                    if array.shape != want:
+                        raise ValueError(f"output {out.name} has shape {list(array.shape)} for {n} rows; "
+                                         f"expected {list(want)}")
+                    if not np.isfinite(array).all():
+                        raise ValueError(f"output {out.name} holds NaN or infinite values")
+                    spec = contract.outputs[i] if contract is not None else None
+                    if spec is not None and (array.min() < spec.low - 1e-6 or array.max() > spec.high + 1e-6):
+                        raise ValueError(f"output {out.name} holds values in [{array.min():.4g}, {array.max():.4g}], "
+                                         f"outside [{spec.low:g}, {spec.high:g}]")
 
     def model(self, name: str, version: int = 0) -> LoadedModel:
         """The served ``version`` of a model; 0: the newest."""
@@ -274,7 +293,7 @@ class Engine:
 
     async def sample(self, model: LoadedModel, n: int, seed: int, deadline: float | None = None) -> Images:
         """``n`` images from a sampler (SAMPLERS), from seeded standard-normal noise."""
-        _, item_shape, _ = CONTRACT[model.name]
+        item_shape = CONTRACTS[model.name].inputs[0].item_shape
         return Images(*await self.infer(model, _noise(seed, (n, *item_shape)), deadline))
 
     async def denoise(self, model: LoadedModel, images: np.ndarray, deadline: float | None = None) -> Images:
@@ -282,18 +301,23 @@ class Engine:
 
 
 def _check_contract(name: str, session: ort.InferenceSession, path: Path) -> None:
-    if name not in CONTRACT:
-        return
-    input_name, item_shape, outputs = CONTRACT[name]
-    inputs = session.get_inputs()
-    shape = [d if isinstance(d, int) else "N" for d in inputs[0].shape] if inputs else []
-    got_outputs = [o.name for o in session.get_outputs()]
-    if (len(inputs) != 1 or inputs[0].name != input_name or shape[1:] != item_shape
-            or isinstance(inputs[0].shape[0], int) or got_outputs != outputs):
-        got = ", ".join(f"{i.name} {i.shape}" for i in inputs)
-        raise StartupError(f"{path}: does not match {name}'s contract: input {input_name} "
-                           f"[N,{','.join(map(str, item_shape))}] and outputs {', '.join(outputs)}; "
-                           f"it has input {got} and outputs {', '.join(got_outputs)}")
+    """A model genserve knows must keep its contract (genserve.contract); any other is
+    served over the Open Inference Protocol alone, and must have one float32 input and
+    float32 outputs, each with the batch axis first and fixed sizes after it."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if name in CONTRACTS:
+        problem = mismatch(CONTRACTS[name], inputs, outputs)
+    else:
+        problem = None
+        if len(inputs) != 1 or not outputs:
+            problem = f"one input and at least one output, it has {len(inputs)} and {len(outputs)}"
+        for node in (*inputs, *outputs):
+            shape = list(node.shape)
+            if (node.type != ONNX_TYPES["float32"] or not shape or isinstance(shape[0], int)
+                    or not all(isinstance(d, int) and d > 0 for d in shape[1:])):
+                problem = problem or f"{node.name} must be float32 [N, fixed sizes]; it is {node.type} {shape}"
+    if problem:
+        raise StartupError(f"{path}: does not match {name}'s contract: {problem}")
 
 
 def _noise(seed: int, shape: tuple[int, ...]) -> np.ndarray:

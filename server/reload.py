@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from genserve.repository import RepositoryError, newest_folders
 
@@ -22,6 +24,34 @@ from .errors import StartupError
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+READ_TIMEOUT = 120.0  # seconds one look at the repository, or one version's load, may take
+T = TypeVar("T")
+
+
+async def off_loop(fn: Callable[..., T], *args, timeout: float = READ_TIMEOUT) -> T:
+    """``fn(*args)`` in a daemon thread of its own: the event loop never waits on the file
+    system, and a read that hangs neither blocks the loop past ``timeout`` nor keeps the
+    process from exiting on SIGTERM (the default executor's threads would)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future = loop.create_future()
+
+    def settle(result, error) -> None:
+        if not future.done():
+            future.set_exception(error) if error is not None else future.set_result(result)
+
+    def run() -> None:
+        try:
+            outcome = (fn(*args), None)
+        except BaseException as exc:  # handed to the awaiting coroutine, whatever it is
+            outcome = (None, exc)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:  # the loop closed while this ran: nobody waits any more
+            pass
+
+    threading.Thread(target=run, name="repository-read", daemon=True).start()
+    return await asyncio.wait_for(future, timeout)
 
 
 def _stamp(folder: Path) -> tuple:
@@ -58,11 +88,12 @@ class RepositoryWatcher:
     async def poll(self) -> None:
         """One look at the repository; swaps in every new version that passes."""
         try:
-            folders = await asyncio.to_thread(newest_folders, self.repository)
-        except (RepositoryError, OSError) as exc:
+            folders = await off_loop(newest_folders, self.repository)
+        except (RepositoryError, OSError, asyncio.TimeoutError) as exc:
             if not self._gone:
                 reason = (f"{self.repository}: the model repository is gone" if isinstance(exc, RepositoryError)
-                          else str(exc))
+                          else f"{self.repository}: listing it took over {READ_TIMEOUT:g} s"
+                          if isinstance(exc, asyncio.TimeoutError) else str(exc))
                 log.error("%s; still serving the loaded models (%s)", reason, self.engine.describe())
                 self._gone = True
                 self.metrics.repository_readable.set(0)
@@ -75,18 +106,29 @@ class RepositoryWatcher:
             current = self.engine.models.get(name)
             if current is not None and int(folder.name) <= current.version.version:
                 continue
-            stamp = await asyncio.to_thread(_stamp, folder)
+            try:
+                stamp = await off_loop(_stamp, folder)
+            except (OSError, asyncio.TimeoutError):
+                continue  # the folder went away or hangs: looked at again next time
             if self._refused.get(folder) == stamp:
                 continue  # refused before, unchanged since
             try:
-                model = await asyncio.to_thread(self.engine.load_version, folder)
-            except (RepositoryError, StartupError) as exc:
+                model = await off_loop(self.engine.load_version, folder)
+            except Exception as exc:  # whatever a version does wrong, it is refused and remembered
                 self._refused[folder] = stamp
                 self.metrics.reloads.labels(name, "refused").inc()
                 still = f"still serving version {current.version.version}" if current else "not served"
-                log.error("refused %s version %s: %s; %s", name, folder.name, exc.reason, still)
+                log.error("refused %s version %s: %s; %s", name, folder.name, _why(exc), still)
                 continue
             self.engine.install(model)
             self.metrics.reloads.labels(name, "loaded").inc()
             log.info("reloaded %s: version %s now serves new calls (was %s)", name, model.version.version,
                      current.version.version if current else "none")
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, (RepositoryError, StartupError)):
+        return exc.reason
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"reading and loading it took over {READ_TIMEOUT:g} s"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"

@@ -24,11 +24,12 @@ import onnx
 import torch
 from torch import nn
 
+from genserve.contract import CONTRACTS, ModelContract, TensorSpec
 from genserve.repository import next_version, sha256_file
 
 from .data import DEFAULT_DATA_DIR
 from .evaluate import OnnxModel, evaluate_models
-from .models import NOISE_DIM, UnitIntervalGenerator, count_parameters
+from .models import UnitIntervalGenerator, count_parameters
 from .train import load_trained
 
 log = logging.getLogger(__name__)
@@ -38,22 +39,10 @@ logging.getLogger("torch.onnx").setLevel(logging.ERROR)
 
 TOLERANCE = 1e-5
 PARITY_BATCHES = (1, 64)
-IMAGE = ("N", 1, 28, 28)
 
 
 class ExportError(Exception):
     """A model could not be exported, or failed its checks."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    shape: tuple  # "N" is the dynamic batch axis
-    description: str
-    dtype: str = "float32"
-
-    def as_dict(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "description": self.description}
 
 
 class _Classifier(nn.Module):
@@ -68,42 +57,39 @@ class _Classifier(nn.Module):
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """How one model of the repository is exported: from which training run, built how,
+    and to which contract (genserve.contract, which the server checks too)."""
     name: str
     run: str  # the training run (``--model``) it comes from
     build: Callable[[dict[str, nn.Module]], nn.Module]
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
     metrics: str  # section of the evaluation report that belongs in its manifest
+
+    @property
+    def contract(self) -> ModelContract:
+        return CONTRACTS[self.name]
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self.contract.inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self.contract.outputs
 
     def random_inputs(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         def draw(spec: TensorSpec) -> np.ndarray:
-            shape = (n, *spec.shape[1:])
-            gaussian = spec.name in ("z", "noise")
-            return (rng.standard_normal(shape) if gaussian else rng.random(shape)).astype(np.float32)
+            shape = (n, *spec.item_shape)
+            pixels = spec.high == 1.0  # images in [0, 1]; latents and noise are standard normal
+            return (rng.random(shape) if pixels else rng.standard_normal(shape)).astype(np.float32)
         return {spec.name: draw(spec) for spec in self.inputs}
 
 
-UNIT_IMAGE = "pixels in [0, 1], 1 = white ink"
 SPECS = (
-    ModelSpec("vae_encoder", "vae", lambda m: m["encoder"],
-              (TensorSpec("image", IMAGE, UNIT_IMAGE),),
-              (TensorSpec("z_mean", ("N", 2), "mean of q(z|x)"),
-               TensorSpec("z_log_var", ("N", 2), "log variance of q(z|x)")), "vae"),
-    ModelSpec("vae_decoder", "vae", lambda m: m["decoder"],
-              (TensorSpec("z", ("N", 2), "latent point; the prior is N(0, I)"),),
-              (TensorSpec("image", IMAGE, UNIT_IMAGE),), "vae"),
-    ModelSpec("gan_generator", "gan", lambda m: UnitIntervalGenerator(m["generator_ema"]),
-              (TensorSpec("noise", ("N", NOISE_DIM), "standard normal noise"),),
-              (TensorSpec("image", IMAGE, UNIT_IMAGE + " (the generator's tanh mapped in the graph)"),),
-              "gan"),
-    ModelSpec("dae", "dae", lambda m: m["dae"],
-              (TensorSpec("noisy", IMAGE, UNIT_IMAGE + ", with salt noise"),),
-              (TensorSpec("image", IMAGE, UNIT_IMAGE + ", denoised"),), "dae"),
-    ModelSpec("digit_classifier", "classifier", lambda m: _Classifier(m["classifier"]),
-              (TensorSpec("image", IMAGE, UNIT_IMAGE),),
-              (TensorSpec("logits", ("N", 10), "unnormalised digit scores"),
-               TensorSpec("features", ("N", 128), "penultimate features, for Frechet distances")),
-              "classifier"),
+    ModelSpec("vae_encoder", "vae", lambda m: m["encoder"], "vae"),
+    ModelSpec("vae_decoder", "vae", lambda m: m["decoder"], "vae"),
+    ModelSpec("gan_generator", "gan", lambda m: UnitIntervalGenerator(m["generator_ema"]), "gan"),
+    ModelSpec("dae", "dae", lambda m: m["dae"], "dae"),
+    ModelSpec("digit_classifier", "classifier", lambda m: _Classifier(m["classifier"]), "classifier"),
 )
 
 

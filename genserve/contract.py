@@ -1,0 +1,84 @@
+"""The tensor contract of every model genserve knows: its role, and the names, dtypes,
+shapes and value ranges of its inputs and outputs. The trainer exports to it and
+writes it into each manifest; the server checks every version against it (and its
+warm-up outputs against the ranges) before serving it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+BATCH = "N"  # the dynamic batch axis, first in every shape
+IMAGE = (BATCH, 1, 28, 28)
+NOISE_DIM = 100
+LATENT_DIM = 2
+UNIT_IMAGE = "pixels in [0, 1], 1 = white ink"
+
+# onnxruntime's and the Open Inference Protocol's names of the dtypes in use.
+ONNX_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)"}
+OIP_TYPES = {"float32": "FP32", "int64": "INT64"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple  # BATCH first, then fixed sizes
+    description: str
+    dtype: str = "float32"
+    low: float = -math.inf  # the values a well-formed tensor holds
+    high: float = math.inf
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape[1:])
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "description": self.description}
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    name: str
+    role: str  # what genserve.v1 does with it: sampler, encoder, decoder, denoiser, classifier
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+def _image(description: str = UNIT_IMAGE, name: str = "image") -> TensorSpec:
+    return TensorSpec(name, IMAGE, description, low=0.0, high=1.0)
+
+
+CONTRACTS: dict[str, ModelContract] = {c.name: c for c in (
+    ModelContract("vae_encoder", "encoder", (_image(),),
+                  (TensorSpec("z_mean", (BATCH, LATENT_DIM), "mean of q(z|x)"),
+                   TensorSpec("z_log_var", (BATCH, LATENT_DIM), "log variance of q(z|x)"))),
+    ModelContract("vae_decoder", "decoder",
+                  (TensorSpec("z", (BATCH, LATENT_DIM), "latent point; the prior is N(0, I)"),),
+                  (_image(),)),
+    ModelContract("gan_generator", "sampler",
+                  (TensorSpec("noise", (BATCH, NOISE_DIM), "standard normal noise"),),
+                  (_image(UNIT_IMAGE + " (the generator's tanh mapped in the graph)"),)),
+    ModelContract("dae", "denoiser", (_image(UNIT_IMAGE + ", with salt noise", "noisy"),),
+                  (_image(UNIT_IMAGE + ", denoised"),)),
+    ModelContract("digit_classifier", "classifier", (_image(),),
+                  (TensorSpec("logits", (BATCH, 10), "unnormalised digit scores"),
+                   TensorSpec("features", (BATCH, 128), "penultimate features, for Frechet distances"))),
+)}
+
+
+def mismatch(contract: ModelContract, inputs: list, outputs: list) -> str | None:
+    """Why a model's inputs and outputs (onnxruntime's NodeArg: name, type, shape) break
+    ``contract``, or None when they keep it."""
+    def spell(nodes) -> str:
+        return ", ".join(f"{n.name} {n.type} {list(n.shape)}" for n in nodes)
+
+    for kind, specs, nodes in (("inputs", contract.inputs, inputs), ("outputs", contract.outputs, outputs)):
+        if [n.name for n in nodes] != [s.name for s in specs]:
+            return f"{kind} must be {', '.join(s.name for s in specs)}; it has {spell(nodes) or 'none'}"
+        for spec, node in zip(specs, nodes):
+            shape = list(node.shape)
+            if (node.type != ONNX_TYPES[spec.dtype] or len(shape) != len(spec.shape)
+                    or isinstance(shape[0], int) or tuple(shape[1:]) != spec.item_shape):
+                return (f"{kind[:-1]} {spec.name} must be {spec.dtype} [{','.join(map(str, spec.shape))}]; "
+                        f"it is {node.type} {shape}")
+    return None
