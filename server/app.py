@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
-from genserve.oip import inference_pb2_grpc
+from genserve.oip import inference_pb2, inference_pb2_grpc
 from genserve.v1 import generative_pb2, generative_pb2_grpc
 
 from .engine import Engine
@@ -30,6 +30,17 @@ from .settings import Settings
 log = logging.getLogger("server")
 
 SERVICE = generative_pb2.DESCRIPTOR.services_by_name["GenerativeService"].full_name
+PENDING_CALLS = 65_536
+REFLECTION_METHODS = ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+
+
+def served_methods() -> frozenset[str]:
+    """Every method this server answers, as gRPC spells it: ``/package.Service/Method``."""
+    services = (generative_pb2.DESCRIPTOR.services_by_name["GenerativeService"],
+                inference_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"],
+                health_pb2.DESCRIPTOR.services_by_name["Health"])
+    return frozenset(f"/{s.full_name}/{m.name}" for s in services for m in s.methods) | set(REFLECTION_METHODS)
 DRAIN_LINGER = 1.0  # seconds
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -55,16 +66,22 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
     metrics = Metrics(registry)
     engine = Engine(settings, metrics, worker or 0)
     limit = settings.max_message_bytes
-    gate = ErrorsAndMetrics(metrics, (SERVICE, OIP_SERVICE))
+    gate = ErrorsAndMetrics(metrics, (SERVICE, OIP_SERVICE), settings.max_concurrent_requests)
     interceptors: list[grpc.aio.ServerInterceptor] = [gate]
     if settings.auth_token_file is not None:
         tokens = read_tokens(settings.auth_token_file)
-        interceptors.insert(0, BearerTokens(tokens, metrics, open_health=not settings.auth_health))
+        interceptors.insert(0, BearerTokens(tokens, metrics, open_health=not settings.auth_health,
+                                            methods=served_methods()))
     credentials = (server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
                    if settings.tls_cert is not None else None)
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
+                 # Calls gRPC holds before the event loop takes them in: past its own limits
+                 # (1,000 by default) it cancels them unseen and uncounted, so that the server's
+                 # admission gate (--max-concurrent-requests) is what refuses a burst.
+                 ("grpc.server.max_pending_requests", PENDING_CALLS),
+                 ("grpc.server.max_pending_requests_hard_limit", 2 * PENDING_CALLS),
                  # Worker processes share the port; a lone server must not share it by accident.
                  ("grpc.so_reuseport", 1 if settings.workers > 1 else 0)])
     servicer = GenerativeServicer(engine, settings)

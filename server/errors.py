@@ -6,7 +6,7 @@ from __future__ import annotations
 from genserve.repository import RepositoryError
 
 __all__ = ["GenserveError", "InvalidArgument", "ModelNotFound", "NotReady", "DeadlineExceeded",
-           "QueueFull", "StartupError", "RepositoryError"]
+           "QueueFull", "AnswerTooLarge", "Overloaded", "StartupError", "RepositoryError", "quoted"]
 
 
 class GenserveError(Exception):
@@ -35,5 +35,24 @@ class QueueFull(GenserveError):
     """The model's queue holds its maximum of requests; the caller should back off."""
 
 
+class AnswerTooLarge(GenserveError):
+    """The answer would exceed the message limit; refused before any work."""
+
+
+class Overloaded(GenserveError):
+    """The server holds its maximum of calls in progress; the caller should retry with backoff."""
+
+
 class StartupError(GenserveError):
     """The server cannot serve: no usable execution provider, or a model missing or unloadable."""
+
+
+QUOTE_LIMIT = 40  # characters of a caller's text that an error message repeats
+
+
+def quoted(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """A caller's text for an error message: repr of at most ``limit`` characters, so that
+    a message never grows with what the caller sent."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"

@@ -9,7 +9,8 @@ import time
 
 import grpc
 
-from .errors import DeadlineExceeded, GenserveError, InvalidArgument, ModelNotFound, NotReady, QueueFull
+from .errors import (AnswerTooLarge, DeadlineExceeded, GenserveError, InvalidArgument, ModelNotFound, NotReady,
+                     Overloaded, QueueFull)
 from .metrics import Metrics
 from .servicer import current_model
 
@@ -21,16 +22,27 @@ STATUS = {
     NotReady: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    AnswerTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Overloaded: grpc.StatusCode.UNAVAILABLE,
 }
+
+
+class _Malformed:
+    """What a request's bytes became when protobuf could not parse them."""
+
+    def __init__(self, size: int):
+        self.size = size
 
 
 class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
     """Also the drain gate: once ``draining`` is set, new calls are refused with
-    UNAVAILABLE while the calls already running finish (``wait_idle``)."""
+    UNAVAILABLE while the calls already running finish (``wait_idle``); and the
+    admission gate: beyond ``max_in_flight`` calls at once, a call gets UNAVAILABLE."""
 
-    def __init__(self, metrics: Metrics, services: tuple[str, ...]):
+    def __init__(self, metrics: Metrics, services: tuple[str, ...], max_in_flight: int = 1024):
         self.metrics = metrics
         self.services = services
+        self.max_in_flight = max_in_flight
         self.draining = False
         self._active = 0
         self._idle: asyncio.Event | None = None
@@ -63,6 +75,14 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str, rpc: str) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
+        parse = handler.request_deserializer
+        message = getattr(getattr(parse, "__self__", None), "__name__", "request")
+
+        def deserialize(data: bytes):
+            try:
+                return parse(data)
+            except Exception:  # protobuf's DecodeError, or anything else a bad buffer raises
+                return _Malformed(len(data))
         request_seconds = self.metrics.request_seconds.labels(rpc)
         finished = {}  # (model, code) -> its series of the requests counter, looked up once
 
@@ -80,6 +100,11 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
             try:
                 if self.draining:
                     raise NotReady(f"{rpc}: the server is shutting down; retry on another replica")
+                if self._active > self.max_in_flight:
+                    raise Overloaded(f"{rpc}: the server holds its maximum of {self.max_in_flight} calls in "
+                                     "progress; retry with backoff or add replicas")
+                if isinstance(request, _Malformed):
+                    raise InvalidArgument(f"request: {request.size:,} bytes that are not a {message} message")
                 remaining = context.time_remaining()
                 if remaining is not None and remaining <= 0:
                     raise DeadlineExceeded(f"{rpc}: the deadline passed before the call started")
@@ -106,5 +131,5 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                 count(current_model.get(), code)
 
         return grpc.unary_unary_rpc_method_handler(
-            wrapper, request_deserializer=handler.request_deserializer,
+            wrapper, request_deserializer=deserialize if parse is not None else None,
             response_serializer=handler.response_serializer)

@@ -11,16 +11,20 @@ import numpy as np
 from genserve.oip import inference_pb2 as pb
 from genserve.oip import inference_pb2_grpc as pb_grpc
 
+from genserve.contract import CONTRACTS
+from genserve.repository import parse_version
+
 from .engine import Engine, LoadedModel
-from .errors import InvalidArgument, ModelNotFound, NotReady
+from .errors import AnswerTooLarge, InvalidArgument, ModelNotFound, NotReady, quoted
 from .servicer import GenerativeServicer, current_model, deadline
 from .settings import Settings
-from .tensors import check_latents, check_pixels
+from .tensors import MAX_RANK, check_latents, check_pixels
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 PLATFORM = "onnxruntime_onnx"  # Triton's name for ONNX models on onnxruntime
 DATATYPE = "FP32"  # every input and output of the repository's models
-IMAGE_INPUTS = {"image", "noisy"}  # pixels in [0, 1]; the other inputs are latents or noise
+MAX_ID = 256  # characters of a request's id, which the answer repeats
+ENVELOPE = 64 * 1024  # room in an answer for all but its tensors' bytes
 
 
 def _server_version() -> str:
@@ -42,12 +46,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         if not name:
             raise InvalidArgument(f"{field}: required; one of {', '.join(sorted(self.engine.models))}")
         if name not in self.engine.models:
-            raise ModelNotFound(f"{field}: unknown model {name!r}; this server has "
+            raise ModelNotFound(f"{field}: unknown model {quoted(name)}; this server has "
                                 f"{', '.join(sorted(self.engine.models))}")
         current_model.set(name)
-        if version and not version.isdigit():
-            raise ModelNotFound(f"{name}: version {version!r} is not served; versions are positive integers")
-        return self.engine.model(name, int(version or 0))
+        number = parse_version(version) if version else 0
+        if number is None:
+            raise ModelNotFound(f"{name}: version {quoted(version)} is not served; versions are positive "
+                                "integers in ASCII digits")
+        return self.engine.model(name, number)
 
     async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -58,7 +64,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelReady(self, request, context):
         versions = self.engine.served.get(request.name, {})
         ready = self.generative.ready and bool(versions) and (
-            request.version == "" or (request.version.isdigit() and int(request.version) in versions))
+            request.version == "" or parse_version(request.version) in versions)
         return pb.ModelReadyResponse(ready=ready)
 
     async def ServerMetadata(self, request, context):
@@ -74,12 +80,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request, context):
         model = self._model(request.model_name, request.model_version, "model_name")
+        if len(request.id) > MAX_ID:
+            raise InvalidArgument(f"id: {len(request.id):,} characters; at most {MAX_ID}")
         rows = self._input(model, request)
-        wanted = [o.name for o in request.outputs] or model.output_names
-        unknown = [name for name in wanted if name not in model.output_names]
-        if unknown:
-            raise InvalidArgument(f"outputs: {model.name} has no output {unknown[0]!r}; it has "
-                                  f"{', '.join(model.output_names)}")
+        wanted = self._outputs(model, request, len(rows))
         # zip stops at the model's own outputs, leaving out the pixels the engine adds for genserve's API.
         outputs = dict(zip(model.output_names, await self.engine.infer(model, rows, deadline(context))))
         response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version.version),
@@ -90,6 +94,25 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             response.raw_output_contents.append(array.tobytes())
         return response
 
+    def _outputs(self, model: LoadedModel, request, rows: int) -> list[str]:
+        """The outputs asked for (all by default), each once, and only as many as an answer
+        within the message limit holds: refused before the run rather than after it."""
+        if len(request.outputs) > len(model.output_names):
+            raise InvalidArgument(f"outputs: {len(request.outputs):,} asked for; {model.name} has "
+                                  f"{len(model.output_names)}")
+        wanted = [o.name for o in request.outputs] or model.output_names
+        for i, name in enumerate(wanted):
+            if name not in model.output_names:
+                raise InvalidArgument(f"outputs[{i}].name: {model.name} has no output {quoted(name)}; it has "
+                                      f"{', '.join(model.output_names)}")
+            if name in wanted[:i]:
+                raise InvalidArgument(f"outputs[{i}].name: {quoted(name)} asked for twice")
+        size = rows * sum(model.output_bytes[name] for name in wanted) + len(request.id.encode()) + ENVELOPE
+        if size > self.settings.max_message_bytes:
+            raise AnswerTooLarge(f"outputs: the answer would be {size:,} bytes, over the message limit of "
+                            f"{self.settings.max_message_bytes:,}; ask for fewer rows or outputs")
+        return wanted
+
     def _input(self, model: LoadedModel, request) -> np.ndarray:
         """The request's one input as float32 rows, after every check the genserve.v1 API makes."""
         node = model.session.get_inputs()[0]
@@ -98,10 +121,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                                   f"got {len(request.inputs)}")
         tensor = request.inputs[0]
         if tensor.name != node.name:
-            raise InvalidArgument(f"inputs[0].name: {model.name} takes {node.name!r}, got {tensor.name!r}")
+            raise InvalidArgument(f"inputs[0].name: {model.name} takes {node.name!r}, got {quoted(tensor.name)}")
         if tensor.datatype != DATATYPE:
-            raise InvalidArgument(f"inputs[0].datatype: {node.name} is {DATATYPE}, got {tensor.datatype!r}")
+            raise InvalidArgument(f"inputs[0].datatype: {node.name} is {DATATYPE}, got {quoted(tensor.datatype)}")
         item_shape = [int(d) for d in node.shape[1:]]
+        if len(tensor.shape) > MAX_RANK:
+            raise InvalidArgument(f"inputs[0].shape: {len(tensor.shape):,} axes; {node.name} has "
+                                  f"{1 + len(item_shape)}")
         shape = list(tensor.shape)
         if len(shape) != 1 + len(item_shape) or shape[1:] != item_shape or shape[0] < 1:
             raise InvalidArgument(f"inputs[0].shape: must be [N,{','.join(map(str, item_shape))}] with N >= 1, "
@@ -127,7 +153,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 raise InvalidArgument(f"inputs[0].contents.fp32_contents: {len(values)} values, but shape "
                                       f"{shape} needs {count}")
             array = np.asarray(values, np.float32)
-        check = check_pixels if node.name in IMAGE_INPUTS else check_latents
+        spec = CONTRACTS[model.name].inputs[0] if model.name in CONTRACTS else None
+        check = check_pixels if spec is not None and (spec.low, spec.high) == (0.0, 1.0) else check_latents
         check(array, f"inputs[0] ({node.name})")
         return np.ascontiguousarray(array.reshape(shape), np.float32)
 

@@ -15,7 +15,7 @@ import grpc
 
 from genserve.tokens import token_lines
 
-from .errors import StartupError
+from .errors import StartupError, quoted
 
 if TYPE_CHECKING:  # the worker supervisor imports this module before prometheus-client's set-up
     from .metrics import Metrics
@@ -80,10 +80,14 @@ class BearerTokens(grpc.aio.ServerInterceptor):
     reaches a service. The health service stays open when ``open_health`` is set, so
     that load balancers and kubelet probes need no secret."""
 
-    def __init__(self, tokens: tuple[bytes, ...], metrics: Metrics, open_health: bool = True):
+    def __init__(self, tokens: tuple[bytes, ...], metrics: Metrics, open_health: bool = True,
+                 methods: frozenset[str] = frozenset()):
         self._tokens = tokens
         self._metrics = metrics
         self._open = {HEALTH_SERVICE} if open_health else set()
+        # The refusals' metric labels: these methods by name, anything else as "unknown",
+        # so that callers cannot create series by making up methods.
+        self._methods = methods
 
     def _valid(self, presented: bytes) -> bool:
         # Compare against every token, without stopping at a match, in constant time each.
@@ -107,9 +111,10 @@ class BearerTokens(grpc.aio.ServerInterceptor):
         problem = self._check(details)
         if problem is None:
             return await continuation(details)
-        self._metrics.unauthenticated.labels(rpc, problem).inc()
+        known = details.method in self._methods
+        self._metrics.unauthenticated.labels(rpc if known else "unknown", problem).inc()
         handler = await continuation(details)
-        return _refusal(handler, f"{rpc}: {problem} bearer token; send the metadata "
+        return _refusal(handler, f"{rpc if known else quoted(rpc)}: {problem} bearer token; send the metadata "
                                  "'authorization: Bearer <token>' with a token the server accepts")
 
 

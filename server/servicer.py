@@ -13,7 +13,7 @@ from genserve.v1 import generative_pb2 as pb
 from genserve.v1 import generative_pb2_grpc as pb_grpc
 
 from .engine import SAMPLERS, Engine, LoadedModel, fresh_seed
-from .errors import InvalidArgument, ModelNotFound, NotReady
+from .errors import InvalidArgument, ModelNotFound, NotReady, quoted
 from .settings import Settings
 from .tensors import image_format, images_from_proto, images_to_proto, latents_from_proto
 
@@ -56,7 +56,7 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
     async def Sample(self, request, context):
         sampler = request.model or "gan"
         if sampler not in SAMPLERS:
-            raise ModelNotFound(f"model: unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+            raise ModelNotFound(f"model: unknown sampler {quoted(sampler)}; use one of {', '.join(SAMPLERS)}")
         if not 1 <= request.n <= self.settings.max_sample_n:
             raise InvalidArgument(f"n: must be between 1 and {self.settings.max_sample_n}, got {request.n}")
         fmt = image_format(request.image_format)

@@ -39,6 +39,7 @@ class Settings:
     max_queue_delay_us: int = 0
     max_gather_us: int = 5000
     max_queue_size: int = 1024
+    max_concurrent_requests: int = 1024
     workers: int = 1
     poll_interval: float = 0.0
     grace_period: float = 10.0
@@ -255,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-queue-size", type=positive_int, default=_env("MAX_QUEUE_SIZE", d.max_queue_size),
                    help="requests that may wait per model; more get RESOURCE_EXHAUSTED at once "
                         "[GENSERVE_MAX_QUEUE_SIZE]")
+    p.add_argument("--max-concurrent-requests", type=positive_int,
+                   default=_env("MAX_CONCURRENT_REQUESTS", d.max_concurrent_requests),
+                   help="calls in progress at once per worker; more get UNAVAILABLE at once, which clients "
+                        "retry with backoff [GENSERVE_MAX_CONCURRENT_REQUESTS]")
     p.add_argument("--workers", type=positive_int, default=_env("WORKERS", d.workers),
                    help="server processes sharing the port (SO_REUSEPORT), metrics of all on the metrics "
                         "port [GENSERVE_WORKERS]")

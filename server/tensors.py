@@ -13,6 +13,7 @@ from .pixels import Images
 
 DTYPE_NAMES = {pb.DATA_TYPE_UINT8: "uint8", pb.DATA_TYPE_FLOAT32: "float32"}
 MAX_LATENT = 1e4  # far outside the prior N(0, I); larger values only overflow the decoder
+MAX_RANK = 4  # no tensor of the API has more axes; checked before the shape is read
 
 
 def _array(tensor: pb.Tensor, field: str, max_batch: int, allowed: tuple[int, ...],
@@ -23,6 +24,8 @@ def _array(tensor: pb.Tensor, field: str, max_batch: int, allowed: tuple[int, ..
         names = " or ".join(DTYPE_NAMES[d] for d in allowed)
         got = pb.DataType.Name(tensor.dtype) if tensor.dtype in pb.DataType.values() else tensor.dtype
         raise InvalidArgument(f"{field}.dtype: must be {names}, got {got}")
+    if len(tensor.shape) > MAX_RANK:
+        raise InvalidArgument(f"{field}.shape: {len(tensor.shape):,} axes; at most {MAX_RANK}")
     shape = tuple(tensor.shape)
     if not shape:
         raise InvalidArgument(f"{field}.shape: required")

@@ -1,7 +1,9 @@
 """Fuzzing both APIs of the real server process with hypothesis: more than 10,000
 requests over every RPC, valid ones mixed with malformed ones (bad shapes, byte
 lengths, dtypes, NaN and Inf, empty and huge batches, unknown models and versions,
-oversized messages, absurd seeds). Every answer must be OK or a client-error code
+oversized messages, absurd seeds, ranks of up to 200,000 axes, repeated fields far
+beyond the model's, caller text up to 200,000 characters, versions in non-ASCII
+digits or beyond int64). Messages stay short whatever was sent. Every answer must be OK or a client-error code
 with a message, never UNKNOWN or INTERNAL; the server must stay up and healthy, and
 valid requests in the mix must keep returning the same, correct bytes."""
 
@@ -25,10 +27,12 @@ OIP_RPCS = {"ModelInfer", "ModelMetadata", "ModelReady", "ServerLive", "ServerRe
 MODELS = ["vae_encoder", "vae_decoder", "gan_generator", "dae", "digit_classifier"]
 
 U64 = st.integers(0, 2**64 - 1)
+LONG_TEXT = st.integers(1_000, 200_000).map(lambda n: "x" * n)  # echoed in no message at any length
 I64 = st.sampled_from([0, 0, 0, 1, 2, -1, 7, 2**62, -(2**63)])
 DIMS = st.one_of(st.integers(-3, 40), st.sampled_from([0, 28, 2, 1, 100, 513, 2**31, 2**62]))
 SHAPES = st.one_of(
     st.lists(DIMS, max_size=5),
+    st.integers(5, 200_000).map(lambda rank: [1] * rank),  # rank far beyond any tensor's
     st.tuples(st.integers(1, 6)).map(lambda t: [t[0], 28, 28]),
     st.tuples(st.integers(1, 6)).map(lambda t: [t[0], 1, 28, 28]),
     st.tuples(st.integers(1, 6)).map(lambda t: [t[0], 2]),
@@ -71,14 +75,16 @@ v1_requests = st.one_of(
     st.builds(lambda t, f, v: ("Decode", pb.DecodeRequest(z=t, image_format=f, version=v)), tensor(), FORMATS, I64),
     st.builds(lambda n, m, s, f, v: ("Sample", pb.SampleRequest(n=n, model=m, seed=s, image_format=f, version=v)),
               st.one_of(st.integers(0, 8), st.sampled_from([600, 601, 2**32 - 1])),
-              st.sampled_from(["", "gan", "vae", "GAN", "dae", "x" * 300, "\u00e9"]), U64, FORMATS, I64),
+              st.one_of(st.sampled_from(["", "gan", "vae", "GAN", "dae", "x" * 300, "\u00e9"]), LONG_TEXT),
+              U64, FORMATS, I64),
     st.builds(lambda t, f, v: ("Denoise", pb.DenoiseRequest(images=t, image_format=f, version=v)),
               tensor(), FORMATS, I64),
     st.just(("ListModels", pb.ListModelsRequest())),
 )
 
-NAMES = st.sampled_from(MODELS + ["", "nope", "../dae", "gan_generator\0"])
-VERSIONS = st.sampled_from(["", "", "1", "2", "0", "-1", "abc", "9" * 40])
+NAMES = st.one_of(st.sampled_from(MODELS + ["", "nope", "../dae", "gan_generator\0"]), LONG_TEXT)
+VERSIONS = st.sampled_from(["", "", "1", "2", "0", "-1", "abc", "9" * 40, "²", "٥", "５", "1٧", "1" * 5000,
+                            "9223372036854775808", " 1", "01"])
 DATATYPES = st.sampled_from(["FP32", "FP32", "FP32", "FP16", "UINT8", "INT64", "BYTES", ""])
 INPUT_NAMES = st.sampled_from(["noise", "z", "image", "noisy", "x", ""])
 
@@ -100,6 +106,10 @@ def model_infer(draw):
         request.inputs.append(tensor)  # one input too many
     for name in draw(st.lists(st.sampled_from(["image", "z_mean", "z_log_var", "bogus"]), max_size=2)):
         request.outputs.add(name=name)
+    for _ in range(draw(st.sampled_from([0, 0, 0, 3, 10_000]))):  # a repeated field far beyond the model's
+        request.outputs.add(name="image")
+    if draw(st.integers(0, 9)) == 0:
+        request.id = "i" * draw(st.integers(257, 100_000))
     return "ModelInfer", request
 
 
@@ -134,6 +144,7 @@ class Caller:
             code, answer = error.code(), error.details()
             assert code in CLIENT_ERRORS, f"{rpc} gave {code.name}: {answer}\n{request!s:.500}"
             assert answer, f"{rpc} gave {code.name} without a message"
+            assert len(answer) < 1_000, f"{rpc}: a message of {len(answer):,} characters"
         self.codes[code.name] = self.codes.get(code.name, 0) + 1
         return code, answer
 

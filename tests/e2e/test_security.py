@@ -218,3 +218,25 @@ def test_unreadable_or_bad_secret_files_are_refused_by_name(tiny_repository, tmp
         assert server.wait_exit(60) == 1, server.log
         assert message in server.log and "Traceback" not in server.log
         assert "qz7tiny" not in server.log
+
+
+def test_made_up_methods_create_no_metric_series(tls_server, pki):
+    """Every label value comes from a closed set: a refused call to a method the server
+    does not have counts as "unknown", whatever its name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def refusals() -> dict[tuple[str, str], float]:
+        family = next(f for f in text_string_to_metric_families(tls_server.scrape())
+                      if f.name == "genserve_unauthenticated_requests")
+        return {(s.labels["rpc"], s.labels["reason"]): s.value for s in family.samples if s.name.endswith("_total")}
+
+    before = refusals()
+    with grpc.secure_channel(tls_server.target, _credentials(pki)) as channel:
+        for i in range(300):
+            with pytest.raises(grpc.RpcError) as error:
+                channel.unary_unary(f"/evil.Service{i}/{'M' * i}")(b"", timeout=10)
+            assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED  # no such method, token or not
+    after = refusals()
+    assert after[("unknown", "missing")] - before.get(("unknown", "missing"), 0) == 300
+    known = {method.rsplit("/", 1)[1] for method in _rpcs()} | {"ServerReflectionInfo", "Check", "List", "Watch"}
+    assert {rpc for rpc, _ in after} <= known | {"unknown"}
