@@ -20,6 +20,7 @@ from genserve.v1 import generative_pb2, generative_pb2_grpc
 from .engine import Engine
 from .errors import RepositoryError, StartupError
 from .interceptors import ErrorsAndMetrics
+from .memory import trim_when_idle
 from .metrics import Metrics
 from .oip import SERVICE as OIP_SERVICE, InferenceServicer
 from .reload import RepositoryWatcher
@@ -141,6 +142,7 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     if on_ready is not None:
         on_ready()
     log.info("%s: serving %s", "ready" if worker is None else f"worker {worker} ready", app.engine.describe())
+    trimmer = loop.create_task(trim_when_idle(lambda: app.gate.calls, lambda: app.gate.busy))
     watcher = None
     if settings.poll_interval > 0:
         watch = RepositoryWatcher(app.engine, settings.model_repository, settings.poll_interval, app.metrics)
@@ -160,9 +162,10 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     await asyncio.sleep(max(0.0, min(settings.grace_period, DRAIN_LINGER) - (loop.time() - started)))
     # Only streams such as health watches remain; they end with the server.
     await app.server.stop(0.5)
-    if watcher is not None:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+    for task in (watcher, trimmer):
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
     await app.engine.close()
     if metrics_server is not None:
         metrics_server.shutdown()

@@ -45,11 +45,16 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
         self.max_in_flight = max_in_flight
         self.draining = False
         self._active = 0
+        self.calls = 0  # calls taken in so far
         self._idle: asyncio.Event | None = None
         # Per method, built once rather than per call. Sound only while this is the last
         # interceptor (app.py puts the bearer-token check before it): what follows it is
         # the method's registered handler, the same for every call.
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    @property
+    def busy(self) -> bool:
+        return self._active > 0
 
     async def wait_idle(self, timeout: float) -> bool:
         """True when no call is running, False if some still run after ``timeout`` seconds."""
@@ -96,6 +101,7 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             self._active += 1
+            self.calls += 1
             self.metrics.in_flight.inc()
             try:
                 if self.draining:

@@ -24,9 +24,10 @@ def test_throughput_quick(tiny_repository):
 
 
 def test_memory_quick(tiny_repository):
-    out = run_bench("bench.memory", "--requests", "1500", "--points", "1", "--model-repository",
-                    str(tiny_repository))
+    out = run_bench("bench.memory", "--requests", "1500", "--points", "1", "--burst", "10", "--rows", "64",
+                    "--model-repository", str(tiny_repository))
     assert "| 1,000 |" in out and "| 1,500 |" in out and "RSS after 1,500 requests" in out
+    assert "after 10 requests of 64 images" in out and "2 s later" in out
 
 
 def test_soak_quick(tiny_repository):
