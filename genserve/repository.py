@@ -179,8 +179,8 @@ def next_version(model_dir: Path) -> int:
     return max(_versions(model_dir) if model_dir.is_dir() else [], default=0) + 1
 
 
-def newest_folders(repository: Path) -> dict[str, Path]:
-    """The newest version folder of every model, by name, unchecked."""
+def version_folders(repository: Path) -> dict[str, dict[int, Path]]:
+    """Every version folder of every model, by name and number, unchecked."""
     repository = Path(repository)
     if not repository.is_dir():
         raise RepositoryError(f"{repository}: no such model repository")
@@ -188,8 +188,13 @@ def newest_folders(repository: Path) -> dict[str, Path]:
     for model_dir in sorted(p for p in repository.iterdir() if p.is_dir() and not p.name.startswith(".")):
         versions = _versions(model_dir)
         if versions:
-            found[model_dir.name] = model_dir / str(max(versions))
+            found[model_dir.name] = {number: model_dir / str(number) for number in sorted(versions)}
     return found
+
+
+def newest_folders(repository: Path) -> dict[str, Path]:
+    """The newest version folder of every model, by name, unchecked."""
+    return {name: folders[max(folders)] for name, folders in version_folders(repository).items()}
 
 
 def newest_versions(repository: Path) -> dict[str, ModelVersion]:

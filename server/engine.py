@@ -21,7 +21,7 @@ from prometheus_client import Histogram
 
 from genserve.contract import CONTRACTS, ONNX_TYPES, mismatch
 from genserve.pixels import to_pixels
-from genserve.repository import ModelVersion, newest_versions, read_version
+from genserve.repository import ModelVersion, read_version, version_folders
 
 from .batcher import Batcher
 from .errors import ModelNotFound, StartupError
@@ -32,9 +32,6 @@ from .settings import PROVIDER_NAMES, Settings
 log = logging.getLogger(__name__)
 
 REQUIRED = ("vae_encoder", "vae_decoder", "gan_generator", "dae")
-# Versions kept loaded per model: the newest, and the one it replaced, so that calls
-# pinned to the old one keep working while their callers move.
-KEEP_VERSIONS = 2
 SAMPLERS = {"gan": "gan_generator", "vae": "vae_decoder"}  # their inputs are noise [N, *item shape]
 # Models whose one output is images: their runs also give the uint8 pixels (see _run).
 IMAGE_MODELS = frozenset(name for name, c in CONTRACTS.items() if [o.name for o in c.outputs] == ["image"])
@@ -118,14 +115,19 @@ class Engine:
         self._retiring: set[asyncio.Task] = set()  # referenced until done, as asyncio asks
 
     def load(self) -> None:
-        """Load and warm up the newest version of every model in the repository."""
+        """Load and warm up the versions of every model in the repository that the
+        version policy names; any of them failing its checks stops the start."""
         self._providers = choose_providers(self.settings.providers)
-        versions = newest_versions(self.settings.model_repository)
-        missing = [name for name in REQUIRED if name not in versions]
+        policy = self.settings.version_policy
+        repository = Path(self.settings.model_repository)
+        chosen = {name: sorted(policy.choose(folders)) for name, folders in version_folders(repository).items()}
+        missing = [name for name in REQUIRED if not chosen.get(name)]
         if missing:
-            raise StartupError(f"{self.settings.model_repository}: no version of {', '.join(missing)}")
-        for version in versions.values():
-            self.install(self._load(version))
+            raise StartupError(f"{self.settings.model_repository}: no version of {', '.join(missing)} "
+                               f"under the version policy {policy}")
+        for name, numbers in chosen.items():
+            for number in numbers:
+                self.install(self._load(read_version(repository / name / str(number))))
 
     def load_version(self, folder: Path) -> LoadedModel:
         """One version folder, checked (sha256, contract), loaded and warmed up; not yet served."""
@@ -178,8 +180,7 @@ class Engine:
 
     def install(self, model: LoadedModel) -> None:
         """Serve ``model``: new calls get it if it is the newest version. One assignment,
-        so a call already holding the old version finishes on it. Versions beyond
-        KEEP_VERSIONS are retired once their queues are empty."""
+        so a call already holding the old version finishes on it."""
         name, number = model.name, model.version.version
         served = self.served.setdefault(name, {})
         served[number] = model
@@ -188,10 +189,18 @@ class Engine:
         self.metrics.model_info.labels(name, str(number), model.provider).set(1)
         log.info("loaded %s version %d on %s (sha256 %s)", name, number, model.provider,
                  model.version.manifest["sha256"][:12])
-        for old in sorted(served)[:-KEEP_VERSIONS]:
+
+    def retire_except(self, name: str, keep: set[int]) -> None:
+        """Stop serving the versions of ``name`` not in ``keep``, each once its queue is
+        empty; a model always keeps at least one version."""
+        served = self.served.get(name, {})
+        keep = keep & set(served) or {max(served, default=0)}
+        for old in sorted(set(served) - keep):
             task = asyncio.get_running_loop().create_task(self._retire(served.pop(old)))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
+        if served and self.models[name].version.version not in served:
+            self.models[name] = served[max(served)]
 
     async def _retire(self, model: LoadedModel) -> None:
         try:

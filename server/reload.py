@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from genserve.repository import RepositoryError, newest_folders
+from genserve.repository import RepositoryError, version_folders
 
 from .engine import Engine
 from .errors import StartupError
@@ -86,9 +86,10 @@ class RepositoryWatcher:
                 log.exception("model repository poll failed; trying again in %.1f s", self.interval)
 
     async def poll(self) -> None:
-        """One look at the repository; swaps in every new version that passes."""
+        """One look at the repository: loads the versions the policy names that are not
+        served yet, then retires those it no longer names."""
         try:
-            folders = await off_loop(newest_folders, self.repository)
+            folders = await off_loop(version_folders, self.repository)
         except (RepositoryError, OSError, asyncio.TimeoutError) as exc:
             if not self._gone:
                 reason = (f"{self.repository}: the model repository is gone" if isinstance(exc, RepositoryError)
@@ -102,29 +103,39 @@ class RepositoryWatcher:
             log.info("%s: the model repository is readable again", self.repository)
             self._gone = False
             self.metrics.repository_readable.set(1)
-        for name, folder in folders.items():
-            current = self.engine.models.get(name)
-            if current is not None and int(folder.name) <= current.version.version:
-                continue
+        policy = self.engine.settings.version_policy
+        for name, versions in folders.items():
+            served = self.engine.served.get(name, {})
             try:
-                stamp = await off_loop(_stamp, folder)
+                stamps = {number: await off_loop(_stamp, folder) for number, folder in versions.items()
+                          if number not in served}
             except (OSError, asyncio.TimeoutError):
-                continue  # the folder went away or hangs: looked at again next time
-            if self._refused.get(folder) == stamp:
-                continue  # refused before, unchanged since
-            try:
-                model = await off_loop(self.engine.load_version, folder)
-            except Exception as exc:  # whatever a version does wrong, it is refused and remembered
-                self._refused[folder] = stamp
-                self.metrics.reloads.labels(name, "refused").inc()
-                still = f"still serving version {current.version.version}" if current else "not served"
-                log.error("refused %s version %s: %s; %s", name, folder.name, _why(exc), still)
-                continue
-            self.engine.install(model)
-            self.metrics.reloads.labels(name, "loaded").inc()
-            log.info("reloaded %s: version %s now serves new calls (was %s)", name, model.version.version,
-                     current.version.version if current else "none")
+                continue  # a folder went away or hangs: looked at again next time
+            for number in sorted(policy.choose(self._loadable(versions, stamps, served)) - set(served)):
+                await self._load(name, versions[number], stamps[number])
+            served = self.engine.served.get(name, {})
+            if served:  # what the policy names now that the new versions are in or refused
+                self.engine.retire_except(name, policy.choose(self._loadable(versions, stamps, served)))
 
+    def _loadable(self, versions: dict[int, Path], stamps: dict[int, tuple], served: dict) -> set[int]:
+        """The versions on disk that are served or may be: a refused version, unchanged
+        since, counts as absent, so that the policy picks among the others."""
+        return {n for n in versions if n in served or self._refused.get(versions[n]) != stamps.get(n)}
+
+    async def _load(self, name: str, folder: Path, stamp: tuple) -> None:
+        current = self.engine.models.get(name)
+        try:
+            model = await off_loop(self.engine.load_version, folder)
+        except Exception as exc:  # whatever a version does wrong, it is refused and remembered
+            self._refused[folder] = stamp
+            self.metrics.reloads.labels(name, "refused").inc()
+            still = f"still serving version {current.version.version}" if current else "not served"
+            log.error("refused %s version %s: %s; %s", name, folder.name, _why(exc), still)
+            return
+        self.engine.install(model)
+        self.metrics.reloads.labels(name, "loaded").inc()
+        log.info("reloaded %s: version %s now serves new calls (was %s)", name, model.version.version,
+                 current.version.version if current else "none")
 
 def _why(exc: Exception) -> str:
     if isinstance(exc, (RepositoryError, StartupError)):

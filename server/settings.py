@@ -8,13 +8,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from genserve.cli import (
-    OneLineParser,
-    non_negative_float,
-    non_negative_int,
-    port,
-    positive_int,
-)
+from genserve.cli import OneLineParser, non_negative_float, non_negative_int, port, positive_int
+
+from .version_policy import VersionPolicy, parse_policy
 
 PROVIDER_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
@@ -42,6 +38,9 @@ class Settings:
     max_concurrent_requests: int = 1024
     workers: int = 1
     poll_interval: float = 0.0
+    max_connection_age: float = 300.0
+    max_connection_age_grace: float = 30.0
+    version_policy: VersionPolicy = VersionPolicy("latest", latest=2)
     grace_period: float = 10.0
     log_level: str = "INFO"
     tls_cert: Path | None = None
@@ -263,6 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, default=_env("WORKERS", d.workers),
                    help="server processes sharing the port (SO_REUSEPORT), metrics of all on the metrics "
                         "port [GENSERVE_WORKERS]")
+    p.add_argument("--max-connection-age", type=non_negative_float, metavar="SECONDS",
+                   default=_env("MAX_CONNECTION_AGE", d.max_connection_age),
+                   help="close each client connection after this long (clients reconnect, and so reach replicas "
+                        "added since); 0: never [GENSERVE_MAX_CONNECTION_AGE]")
+    p.add_argument("--max-connection-age-grace", type=non_negative_float, metavar="SECONDS",
+                   default=_env("MAX_CONNECTION_AGE_GRACE", d.max_connection_age_grace),
+                   help="how long calls on an aged connection may still run [GENSERVE_MAX_CONNECTION_AGE_GRACE]")
+    p.add_argument("--version-policy", type=parse_policy, default=_env("VERSION_POLICY", str(d.version_policy)),
+                   metavar="POLICY", help="the versions of each model to serve: latest:N (the N newest), all, "
+                   "or specific:V1,V2,...; at start and on every reload [GENSERVE_VERSION_POLICY]")
     p.add_argument("--poll-interval", type=non_negative_float, default=_env("POLL_INTERVAL", d.poll_interval),
                    metavar="SECONDS",
                    help="hot reload: look for new model versions this often and swap in each that passes "

@@ -13,7 +13,7 @@ from trainer import export
 from trainer.export import SPECS, ExportError, export_repository
 from trainer.train import load_trained
 
-CONTRACT = {  # SPEC.md's public contract: model -> (inputs, outputs)
+CONTRACT = {  # the public model contract, written out here independently of genserve.contract
     "vae_encoder": (["image"], ["z_mean", "z_log_var"]),
     "vae_decoder": (["z"], ["image"]),
     "gan_generator": (["noise"], ["image"]),
