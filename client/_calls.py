@@ -89,7 +89,7 @@ def backoff(attempt: int, base: float = 0.1, cap: float = 2.0) -> float:
     return random.uniform(0, min(cap, base * 2 ** attempt))
 
 
-def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+def channel_options(max_message_bytes: int) -> list[tuple[str, int | str]]:
     return [("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes)]
 

@@ -32,6 +32,9 @@ class Connection:
         client_cert, client_key: PEM (paths or bytes) for mutual TLS.
         token: bearer token sent as ``authorization: Bearer <token>`` on every call.
         max_message_bytes: the largest message sent or received.
+        load_balancing: gRPC's load-balancing policy over the addresses of ``target``,
+            e.g. ``"round_robin"`` with ``dns:///genserve-headless:50051`` to spread calls
+            over every replica; None: gRPC's default (pick_first, one connection).
     """
 
     _channels = grpc  # the module whose channels this client opens: grpc, or grpc.aio
@@ -40,8 +43,10 @@ class Connection:
                  credentials: grpc.ChannelCredentials | None = None,
                  ca_cert: _calls.PEM = None, client_cert: _calls.PEM = None, client_key: _calls.PEM = None,
                  token: str | None = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, load_balancing: str | None = None):
         options = _calls.channel_options(max_message_bytes)
+        if load_balancing is not None:
+            options.append(("grpc.lb_policy_name", load_balancing))
         credentials = _calls.channel_credentials(credentials, ca_cert, client_cert, client_key)
         self._metadata = _calls.call_metadata(token)
         self._channel = (self._channels.secure_channel(target, credentials, options) if credentials

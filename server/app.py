@@ -36,6 +36,15 @@ REFLECTION_METHODS = ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectio
                       "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
 
 
+def connection_age(settings: Settings) -> list[tuple[str, int]]:
+    """gRPC's options for --max-connection-age: a client connection is closed (GOAWAY)
+    after that long, so that clients reconnect and spread over replicas added since."""
+    if settings.max_connection_age <= 0:
+        return []
+    return [("grpc.max_connection_age_ms", round(settings.max_connection_age * 1000)),
+            ("grpc.max_connection_age_grace_ms", round(settings.max_connection_age_grace * 1000))]
+
+
 def served_methods() -> frozenset[str]:
     """Every method this server answers, as gRPC spells it: ``/package.Service/Method``."""
     services = (generative_pb2.DESCRIPTOR.services_by_name["GenerativeService"],
@@ -84,7 +93,8 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
                  ("grpc.server.max_pending_requests", PENDING_CALLS),
                  ("grpc.server.max_pending_requests_hard_limit", 2 * PENDING_CALLS),
                  # Worker processes share the port; a lone server must not share it by accident.
-                 ("grpc.so_reuseport", 1 if settings.workers > 1 else 0)])
+                 ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+                 *connection_age(settings)])
     servicer = GenerativeServicer(engine, settings)
     generative_pb2_grpc.add_GenerativeServiceServicer_to_server(servicer, server)
     inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(engine, settings, servicer), server)
