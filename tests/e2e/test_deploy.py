@@ -172,8 +172,8 @@ def _render(overlay: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def _one(docs, kind):
-    (doc,) = [d for d in docs if d["kind"] == kind]
+def _one(docs, kind, name=None):
+    (doc,) = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
     return doc
 
 
@@ -181,8 +181,8 @@ def _one(docs, kind):
 def test_kubernetes_overlays_render_and_pass_the_schemas(overlay):
     docs = _render(overlay)
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == sorted(["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                            "ServiceMonitor", "Job", "PersistentVolumeClaim"])
+    assert kinds == sorted(["Deployment", "Service", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                            "ServiceMonitor", "Job", "PersistentVolumeClaim", "PersistentVolumeClaim"])
     version = kubernetes_validate.latest_version()
     for doc in docs:
         if doc["kind"] == "ServiceMonitor":  # a CRD: no built-in schema; checked below instead
@@ -219,10 +219,42 @@ def test_kubernetes_deployment_is_probed_secured_and_drained(overlay):
 
     # The selectors of the Service, PDB and ServiceMonitor find the pods; the HPA scales the Deployment.
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    service = _one(docs, "Service")
+    service = _one(docs, "Service", "genserve")
     assert service["spec"]["selector"].items() <= pod_labels.items()
+    headless = _one(docs, "Service", "genserve-headless")
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["selector"].items() <= pod_labels.items()
     assert _one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     monitor = _one(docs, "ServiceMonitor")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
     assert _one(docs, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_training_job_and_the_servers_share_one_model_repository(overlay):
+    """Retrain to serve: the suspended Job exports into the volume every replica serves
+    from and polls, seeded once with the image's default models."""
+    docs = _render(overlay)
+    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
+    job = _one(docs, "Job")
+    job_pod = job["spec"]["template"]["spec"]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    job_claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in job_pod["volumes"]
+                  if "persistentVolumeClaim" in v}
+    assert claims["models"] == job_claims["models"] == "genserve-models"
+    assert _one(docs, "PersistentVolumeClaim", "genserve-models")["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert job["spec"]["suspend"] is True
+
+    (server,), (seed,), (trainer,) = pod["containers"], pod["initContainers"], job_pod["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in server["volumeMounts"]}
+    env = {e["name"]: e["value"] for e in server["env"]}
+    assert env["GENSERVE_MODEL_REPOSITORY"] == mounts["models"]
+    assert float(env["GENSERVE_POLL_INTERVAL"]) > 0 and float(env["GENSERVE_MAX_CONNECTION_AGE"]) > 0
+    assert {m["name"]: m["mountPath"] for m in seed["volumeMounts"]}["models"] in seed["command"][-1]
+    assert seed["image"] == server["image"]
+    job_mounts = {m["name"]: m["mountPath"] for m in trainer["volumeMounts"]}
+    args = trainer["args"]
+    assert args[args.index("--model-repository") + 1] == job_mounts["models"]
+    from server.settings import parse
+    settings = parse([])  # every variable the Deployment sets is one the server reads
+    assert {f"GENSERVE_{k.upper()}" for k in vars(settings)} >= set(env)
