@@ -5,7 +5,7 @@ import warnings
 
 from genserve.v1 import generative_pb2 as genserve_dot_v1_dot_generative__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.75.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in genserve/v1/generative_pb2_grpc.py depends on'
+        + f' but the generated code in genserve/v1/generative_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class GenerativeServiceStub:
+class GenerativeServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -61,7 +61,7 @@ class GenerativeServiceStub:
                 _registered_method=True)
 
 
-class GenerativeServiceServicer:
+class GenerativeServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Encode(self, request, context):
@@ -135,7 +135,7 @@ def add_GenerativeServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class GenerativeService:
+class GenerativeService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
