@@ -8,13 +8,17 @@
         again = client.decode(z_mean)
         clean = client.denoise(digits)
 
-Every failure is a :class:`GenserveError` carrying the gRPC code and the server's message.
+Every failure is a :class:`GenserveError` carrying the gRPC code and the server's
+message, as a subclass per code (``InvalidArgument``, ``NotFound``, ``Unavailable``, ...).
 Needs neither torch nor onnxruntime.
 """
 
-from ._calls import ModelInfo, TensorInfo
+from ._calls import ModelInfo, Result, TensorInfo
 from .async_client import AsyncGenerativeClient
-from .errors import GenserveError
+from .errors import (Cancelled, DeadlineExceeded, FailedPrecondition, GenserveError, Internal, InvalidArgument,
+                     NotFound, PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable, Unimplemented)
 from .sync_client import GenerativeClient
 
-__all__ = ["GenerativeClient", "AsyncGenerativeClient", "GenserveError", "ModelInfo", "TensorInfo"]
+__all__ = ["GenerativeClient", "AsyncGenerativeClient", "ModelInfo", "TensorInfo", "Result", "GenserveError",
+           "InvalidArgument", "NotFound", "FailedPrecondition", "Unavailable", "Unauthenticated", "PermissionDenied",
+           "ResourceExhausted", "DeadlineExceeded", "Cancelled", "Unimplemented", "Internal"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -13,6 +14,10 @@ from google.protobuf import json_format
 
 from genserve.codec import from_tensor, to_tensor
 from genserve.v1 import generative_pb2 as pb
+
+from .errors import InvalidArgument
+
+M = TypeVar("M")
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 
@@ -34,7 +39,7 @@ class ModelInfo:
     sha256: str
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
-    metrics: dict = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def image_tensor(images: np.ndarray) -> pb.Tensor:
@@ -42,9 +47,19 @@ def image_tensor(images: np.ndarray) -> pb.Tensor:
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
+    if images.dtype.kind not in "uif" or images.ndim not in (3, 4):
+        raise InvalidArgument(f"images: uint8 or float arrays [N,28,28] or [N,1,28,28], got {images.dtype} "
+                              f"{list(images.shape)}")
     if images.dtype != np.uint8:
         images = images.astype(np.float32)
     return to_tensor(images)
+
+
+def latent_tensor(z: np.ndarray) -> pb.Tensor:
+    z = np.asarray(z)
+    if z.dtype.kind not in "uif":
+        raise InvalidArgument(f"z: a float array [N,2], got {z.dtype}")
+    return to_tensor(z.astype(np.float32))
 
 
 def image_format(as_float: bool) -> int:
@@ -52,23 +67,51 @@ def image_format(as_float: bool) -> int:
 
 
 def encode_request(images: np.ndarray, seed: int | None, version: int = 0) -> pb.EncodeRequest:
-    return pb.EncodeRequest(images=image_tensor(images), seed=seed, version=version)
+    return build(pb.EncodeRequest, images=image_tensor(images), seed=seed, version=version)
 
 
 def decode_request(z: np.ndarray, as_float: bool, version: int = 0) -> pb.DecodeRequest:
-    return pb.DecodeRequest(z=to_tensor(np.asarray(z, np.float32)), image_format=image_format(as_float),
-                            version=version)
+    return build(pb.DecodeRequest, z=latent_tensor(z), image_format=image_format(as_float), version=version)
 
 
 def sample_request(n: int, model: str, seed: int | None, as_float: bool, version: int = 0) -> pb.SampleRequest:
-    return pb.SampleRequest(n=n, model=model, seed=seed, image_format=image_format(as_float), version=version)
+    return build(pb.SampleRequest, n=n, model=model, seed=seed, image_format=image_format(as_float), version=version)
+
+
+def build(message: type[M], **fields: Any) -> M:
+    """A request message; a field of the wrong type or range is the caller's InvalidArgument."""
+    try:
+        return message(**fields)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{message.__name__}: {exc}") from None
 
 
 def denoise_request(images: np.ndarray, as_float: bool, version: int = 0) -> pb.DenoiseRequest:
-    return pb.DenoiseRequest(images=image_tensor(images), image_format=image_format(as_float), version=version)
+    return build(pb.DenoiseRequest, images=image_tensor(images), image_format=image_format(as_float),
+                 version=version)
 
 
-def encoded(response: pb.EncodeResponse, with_z: bool):
+@dataclass(frozen=True)
+class Result:
+    """What a call answered, with what ran it (``return_info=True``): ``output`` (the
+    images, or the encoder's arrays), the model and version that answered, and the seed
+    a sampling call used (None where the call drew none, or did not say)."""
+    output: Any
+    model: str
+    version: int
+    seed: int | None = None
+
+
+def answer(output: Any, response: Any, return_info: bool, seed: int | None = None) -> Any:
+    """``output``, or with ``return_info`` a Result naming what ran."""
+    if not return_info:
+        return output
+    if "seed" in response.DESCRIPTOR.fields_by_name and response.HasField("seed"):
+        seed = response.seed
+    return Result(output, response.model.name, response.model.version, seed)
+
+
+def encoded(response: pb.EncodeResponse, with_z: bool) -> tuple[np.ndarray, ...]:
     mean, log_var = from_tensor(response.z_mean), from_tensor(response.z_log_var)
     return (mean, log_var, from_tensor(response.z)) if with_z else (mean, log_var)
 
@@ -78,7 +121,7 @@ def images(response: pb.ImagesResponse) -> np.ndarray:
 
 
 def models(response: pb.ListModelsResponse) -> list[ModelInfo]:
-    def infos(ts):
+    def infos(ts: Any) -> tuple[TensorInfo, ...]:
         return tuple(TensorInfo(t.name, t.dtype, tuple(t.shape), t.description) for t in ts)
     return [ModelInfo(m.name, m.version, m.execution_provider, m.sha256, infos(m.inputs), infos(m.outputs),
                       json_format.MessageToDict(m.metrics)) for m in response.models]
@@ -97,26 +140,26 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, int | str]]:
 PEM = str | Path | bytes | None  # a PEM file's path, or its bytes
 
 
-def _pem(value, what: str) -> bytes | None:
+def _pem(value: PEM, what: str) -> bytes | None:
     """PEM bytes as given, or read from a path."""
     if value is None or isinstance(value, bytes):
         return value
     try:
         return Path(value).read_bytes()
     except OSError as exc:
-        raise ValueError(f"{what} {value}: cannot read it ({exc.strerror})") from None
+        raise InvalidArgument(f"{what} {value}: cannot read it ({exc.strerror})") from None
 
 
-def channel_credentials(credentials: grpc.ChannelCredentials | None, ca_cert, client_cert,
-                        client_key) -> grpc.ChannelCredentials | None:
+def channel_credentials(credentials: grpc.ChannelCredentials | None, ca_cert: PEM, client_cert: PEM,
+                        client_key: PEM) -> grpc.ChannelCredentials | None:
     """TLS credentials from PEM files or bytes: ``ca_cert`` to trust the server (None:
     the system's roots), ``client_cert`` and ``client_key`` for mutual TLS. None, and
     no ``credentials``, means plaintext."""
     if (client_cert is None) != (client_key is None):
-        raise ValueError("client_cert and client_key go together")
+        raise InvalidArgument("client_cert and client_key go together")
     if credentials is not None:
         if ca_cert is not None or client_cert is not None:
-            raise ValueError("give either credentials or ca_cert/client_cert/client_key, not both")
+            raise InvalidArgument("give either credentials or ca_cert/client_cert/client_key, not both")
         return credentials
     if ca_cert is None and client_cert is None:
         return None
@@ -132,5 +175,5 @@ def call_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
         return None
     token = token.strip()
     if not token:
-        raise ValueError("token is empty")
+        raise InvalidArgument("token is empty")
     return (("authorization", f"Bearer {token}"),)

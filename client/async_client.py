@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 import grpc
 import numpy as np
@@ -28,38 +29,45 @@ class AsyncGenerativeClient(Connection):
     async def __aenter__(self) -> "AsyncGenerativeClient":
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def close(self) -> None:
         await self._channel.close()
 
-    async def _call(self, method, request, timeout: float | None = None):
+    async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        deadline = self._deadline(timeout)
         for attempt in itertools.count():
             try:
-                return await method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+                return await method(request, timeout=self._remaining(deadline), metadata=self._metadata)
             except grpc.RpcError as error:
-                await asyncio.sleep(self._retry_delay(error, attempt))
+                await asyncio.sleep(self._retry_delay(error, attempt, deadline))
 
     async def sample_digits(self, n: int = 16, model: str = "gan", seed: int | None = None, *,
-                            as_float: bool = False, version: int = 0) -> np.ndarray:
+                            as_float: bool = False, version: int = 0, timeout: float | None = None,
+                            return_info: bool = False) -> Any:
         request = _calls.sample_request(n, model, seed, as_float, version)
-        return _calls.images(await self._call(self._stub.Sample, request))
+        response = await self._call(self._stub.Sample, request, timeout)
+        return _calls.answer(_calls.images(response), response, return_info)
 
-    async def encode(self, images: np.ndarray, seed: int | None = None, *, with_z: bool = False,
-                     version: int = 0):
-        request = _calls.encode_request(images, seed, version)
-        return _calls.encoded(await self._call(self._stub.Encode, request), with_z)
+    async def encode(self, images: np.ndarray, seed: int | None = None, *, with_z: bool = False, version: int = 0,
+                     timeout: float | None = None, return_info: bool = False) -> Any:
+        response = await self._call(self._stub.Encode, _calls.encode_request(images, seed, version), timeout)
+        return _calls.answer(_calls.encoded(response, with_z), response, return_info, seed)
 
-    async def decode(self, z: np.ndarray, *, as_float: bool = False, version: int = 0) -> np.ndarray:
-        return _calls.images(await self._call(self._stub.Decode, _calls.decode_request(z, as_float, version)))
+    async def decode(self, z: np.ndarray, *, as_float: bool = False, version: int = 0,
+                     timeout: float | None = None, return_info: bool = False) -> Any:
+        response = await self._call(self._stub.Decode, _calls.decode_request(z, as_float, version), timeout)
+        return _calls.answer(_calls.images(response), response, return_info)
 
-    async def denoise(self, images: np.ndarray, *, as_float: bool = False, version: int = 0) -> np.ndarray:
-        return _calls.images(await self._call(self._stub.Denoise, _calls.denoise_request(images, as_float, version)))
+    async def denoise(self, images: np.ndarray, *, as_float: bool = False, version: int = 0,
+                      timeout: float | None = None, return_info: bool = False) -> Any:
+        response = await self._call(self._stub.Denoise, _calls.denoise_request(images, as_float, version), timeout)
+        return _calls.answer(_calls.images(response), response, return_info)
 
-    async def list_models(self) -> list[ModelInfo]:
-        return _calls.models(await self._call(self._stub.ListModels, pb.ListModelsRequest()))
+    async def list_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
+        return _calls.models(await self._call(self._stub.ListModels, pb.ListModelsRequest(), timeout))
 
-    async def health(self, service: str = "") -> str:
-        response = await self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    async def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        response = await self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service), timeout)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))

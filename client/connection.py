@@ -4,6 +4,7 @@ call settings, and the retry rule. The two clients differ only in how they wait.
 from __future__ import annotations
 
 import logging
+import time
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -11,7 +12,7 @@ from grpc_health.v1 import health_pb2_grpc
 from genserve.v1 import generative_pb2_grpc as pb_grpc
 
 from . import _calls
-from .errors import GenserveError
+from .errors import DeadlineExceeded, GenserveError
 
 log = logging.getLogger("client")
 
@@ -23,9 +24,11 @@ class Connection:
 
     Args:
         target: ``host:port`` of the server.
-        timeout: seconds each call may take, retries included in none of them.
-        retries: extra attempts on UNAVAILABLE (a server starting, draining or
-            restarting), with jittered exponential backoff. Other errors are not retried.
+        timeout: seconds each call may take, all its attempts together; each method's
+            ``timeout=`` overrides it for that call.
+        retries: extra attempts on UNAVAILABLE (a server starting, draining, restarting or
+            at its limit of calls), with jittered exponential backoff, within the call's
+            deadline. Other errors are not retried.
         credentials: ``grpc.ssl_channel_credentials(...)`` for TLS; or, simpler:
         ca_cert: PEM (path or bytes) of the CA that signed the server's certificate;
             TLS with it (plaintext when neither it nor ``credentials`` is given).
@@ -51,16 +54,34 @@ class Connection:
         self._metadata = _calls.call_metadata(token)
         self._channel = (self._channels.secure_channel(target, credentials, options) if credentials
                          else self._channels.insecure_channel(target, options))
-        self._stub = pb_grpc.GenerativeServiceStub(self._channel)
+        self._stub = pb_grpc.GenerativeServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self.timeout = timeout
         self.retries = retries
 
-    def _retry_delay(self, error: grpc.RpcError, attempt: int) -> float:
+    # The retries are a loop here rather than gRPC's retry policy (service config): that
+    # policy treats more than 5 attempts as 5, and a caller waiting for a server to start
+    # asks for more; and its backoff knows nothing of the call's deadline.
+
+    def _deadline(self, timeout: float | None) -> float:
+        """The call's deadline on the time.monotonic() clock."""
+        return time.monotonic() + (self.timeout if timeout is None else timeout)
+
+    @staticmethod
+    def _remaining(deadline: float) -> float:
+        """Seconds left for the next attempt; DeadlineExceeded when none are."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded("the call's deadline passed before its next attempt")
+        return left
+
+    def _retry_delay(self, error: grpc.RpcError, attempt: int, deadline: float) -> float:
         """Seconds to wait after failed attempt ``attempt`` (0, 1, ...) before the next;
-        raises the caller's GenserveError when the error is not retried or attempts are spent."""
-        if error.code() not in _calls.RETRYABLE or attempt >= self.retries:
-            raise GenserveError.from_rpc_error(error) from None
+        raises the caller's GenserveError when the error is not retried, the attempts are
+        spent, or the wait would pass the call's deadline."""
+        failure = GenserveError.from_rpc_error(error)
         delay = _calls.backoff(attempt + 1)
-        log.info("%s: %s; retrying in %.2f s", error.code().name, error.details(), delay)
+        if failure.code not in _calls.RETRYABLE or attempt >= self.retries or time.monotonic() + delay >= deadline:
+            raise failure from None
+        log.info("%s: %s; retrying in %.2f s", failure.code.name, failure.message, delay)
         return delay

@@ -15,7 +15,7 @@ def write_grid(images: np.ndarray, path: Path | str, ncol: int | None = None, sc
     row-major, each pixel drawn ``scale`` x ``scale``."""
     picture = Image.fromarray(tile(images, ncol), mode="L")
     if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     picture.save(path)
     return Path(path)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import Any
 
 import grpc
 import numpy as np
@@ -29,43 +30,54 @@ class GenerativeClient(Connection):
     def __enter__(self) -> "GenerativeClient":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method, request, timeout: float | None = None):
+    def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        deadline = self._deadline(timeout)
         for attempt in itertools.count():
             try:
-                return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+                return method(request, timeout=self._remaining(deadline), metadata=self._metadata)
             except grpc.RpcError as error:
-                time.sleep(self._retry_delay(error, attempt))
+                time.sleep(self._retry_delay(error, attempt, deadline))
 
-    def sample_digits(self, n: int = 16, model: str = "gan", seed: int | None = None, *,
-                      as_float: bool = False, version: int = 0) -> np.ndarray:
+    def sample_digits(self, n: int = 16, model: str = "gan", seed: int | None = None, *, as_float: bool = False,
+                      version: int = 0, timeout: float | None = None, return_info: bool = False) -> Any:
         """``n`` new digits from the ``"gan"`` or the ``"vae"``: uint8 [n,28,28]
         (float32 in [0,1] with ``as_float``). The same seed gives the same bytes.
-        Every method takes ``version``: a served version to pin; 0, the newest."""
-        return _calls.images(self._call(self._stub.Sample, _calls.sample_request(n, model, seed, as_float, version)))
 
-    def encode(self, images: np.ndarray, seed: int | None = None, *, with_z: bool = False, version: int = 0):
+        Every method takes ``version`` (a served version to pin; 0, the newest),
+        ``timeout`` (seconds for the call, retries included; default the client's) and
+        ``return_info`` (a Result with the model, version and seed that answered)."""
+        response = self._call(self._stub.Sample, _calls.sample_request(n, model, seed, as_float, version), timeout)
+        return _calls.answer(_calls.images(response), response, return_info)
+
+    def encode(self, images: np.ndarray, seed: int | None = None, *, with_z: bool = False, version: int = 0,
+               timeout: float | None = None, return_info: bool = False) -> Any:
         """VAE posterior of images (uint8 0..255 or float 0..1, [N,28,28]): returns
         (z_mean, z_log_var), each float32 [N,2]; with ``with_z`` also a sampled z."""
-        return _calls.encoded(self._call(self._stub.Encode, _calls.encode_request(images, seed, version)), with_z)
+        response = self._call(self._stub.Encode, _calls.encode_request(images, seed, version), timeout)
+        return _calls.answer(_calls.encoded(response, with_z), response, return_info, seed)
 
-    def decode(self, z: np.ndarray, *, as_float: bool = False, version: int = 0) -> np.ndarray:
+    def decode(self, z: np.ndarray, *, as_float: bool = False, version: int = 0, timeout: float | None = None,
+               return_info: bool = False) -> Any:
         """Latent points float [N,2] -> uint8 images [N,28,28]."""
-        return _calls.images(self._call(self._stub.Decode, _calls.decode_request(z, as_float, version)))
+        response = self._call(self._stub.Decode, _calls.decode_request(z, as_float, version), timeout)
+        return _calls.answer(_calls.images(response), response, return_info)
 
-    def denoise(self, images: np.ndarray, *, as_float: bool = False, version: int = 0) -> np.ndarray:
+    def denoise(self, images: np.ndarray, *, as_float: bool = False, version: int = 0, timeout: float | None = None,
+                return_info: bool = False) -> Any:
         """Images with salt noise -> cleaned uint8 images [N,28,28]."""
-        return _calls.images(self._call(self._stub.Denoise, _calls.denoise_request(images, as_float, version)))
+        response = self._call(self._stub.Denoise, _calls.denoise_request(images, as_float, version), timeout)
+        return _calls.answer(_calls.images(response), response, return_info)
 
-    def list_models(self) -> list[ModelInfo]:
-        return _calls.models(self._call(self._stub.ListModels, pb.ListModelsRequest()))
+    def list_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
+        return _calls.models(self._call(self._stub.ListModels, pb.ListModelsRequest(), timeout))
 
-    def health(self, service: str = "") -> str:
+    def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The health service's status: "SERVING", "NOT_SERVING", ..."""
-        response = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        response = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service), timeout)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import NoReturn
 
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr, not the usage block."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {self.explain(message)} (see --help)\n")
 
     def explain(self, message: str) -> str:

@@ -7,7 +7,7 @@ import numpy as np
 
 from genserve.v1 import generative_pb2 as pb
 
-DTYPES = {pb.DATA_TYPE_UINT8: np.dtype("<u1"), pb.DATA_TYPE_FLOAT32: np.dtype("<f4")}
+DTYPES: dict[int, np.dtype] = {pb.DATA_TYPE_UINT8: np.dtype("<u1"), pb.DATA_TYPE_FLOAT32: np.dtype("<f4")}
 _BY_NUMPY = {np.dtype("uint8"): pb.DATA_TYPE_UINT8, np.dtype("float32"): pb.DATA_TYPE_FLOAT32}
 
 
@@ -23,4 +23,5 @@ def to_tensor(array: np.ndarray) -> pb.Tensor:
 
 def from_tensor(tensor: pb.Tensor) -> np.ndarray:
     """The array a well-formed tensor holds (the server checks untrusted ones first)."""
-    return np.frombuffer(tensor.data, DTYPES[tensor.dtype]).reshape(tuple(tensor.shape))
+    array: np.ndarray = np.frombuffer(tensor.data, dtype=DTYPES[tensor.dtype]).reshape(tuple(tensor.shape))
+    return array

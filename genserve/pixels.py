@@ -19,7 +19,8 @@ def to_pixels(images: np.ndarray) -> np.ndarray:
         return images.reshape(-1, TILE, TILE)
     scaled = np.multiply(images.reshape(-1, TILE, TILE), np.float32(255), dtype=np.float32)
     np.clip(scaled, 0, 255, out=scaled)
-    return np.rint(scaled, out=scaled).astype(np.uint8)
+    pixels: np.ndarray = np.rint(scaled, out=scaled).astype(np.uint8)
+    return pixels
 
 
 def tile(images: np.ndarray, ncol: int | None = None, pad: int = 0, background: int = 0) -> np.ndarray:
