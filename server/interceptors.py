@@ -88,7 +88,13 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                 return parse(data)
             except Exception:  # protobuf's DecodeError, or anything else a bad buffer raises
                 return _Malformed(len(data))
-        request_seconds = self.metrics.request_seconds.labels(rpc)
+        timed = {}  # model -> its series of the duration histogram, looked up once
+
+        def observe(model: str, seconds: float) -> None:
+            series = timed.get(model)
+            if series is None:
+                series = timed[model] = self.metrics.request_seconds.labels(rpc, model)
+            series.observe(seconds)
         finished = {}  # (model, code) -> its series of the requests counter, looked up once
 
         def count(model: str, code: grpc.StatusCode) -> None:
@@ -133,8 +139,9 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                 if self._active == 0 and self._idle is not None:
                     self._idle.set()
                 self.metrics.in_flight.dec()
-                request_seconds.observe(time.perf_counter() - started)
-                count(current_model.get(), code)
+                model = current_model.get()  # only ever the name of a served model, or ""
+                observe(model, time.perf_counter() - started)
+                count(model, code)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapper, request_deserializer=deserialize if parse is not None else None,

@@ -17,8 +17,9 @@ class Metrics:
             "genserve_requests", "Finished gRPC requests by method, model and status code.",
             ["rpc", "model", "code"], registry=registry)
         self.request_seconds = Histogram(
-            "genserve_request_duration_seconds", "Time from receiving a request to answering it.",
-            ["rpc"], buckets=LATENCY_BUCKETS, registry=registry)
+            "genserve_request_duration_seconds", "Time from receiving a request to answering it, by method and "
+            "by the served model it ran on (empty before one was resolved).",
+            ["rpc", "model"], buckets=LATENCY_BUCKETS, registry=registry)
         self.inference_seconds = Histogram(
             "genserve_inference_duration_seconds", "Time of one onnxruntime run.",
             ["model"], buckets=LATENCY_BUCKETS, registry=registry)

@@ -121,3 +121,17 @@ def test_oip_calls_are_counted_with_their_model(server, triton_client):
     before = server.metric("genserve_requests_total", rpc="ModelInfer", model="vae_decoder", code="OK")
     infer(triton_client, "vae_decoder", rows("vae_decoder", 2))
     assert server.metric("genserve_requests_total", rpc="ModelInfer", model="vae_decoder", code="OK") == before + 1
+
+
+def test_request_latency_is_reported_per_model(triton_client, server):
+    def timed(model):
+        return server.metric("genserve_request_duration_seconds_count", rpc="ModelInfer", model=model)
+
+    before = timed("vae_decoder"), timed("gan_generator")
+    infer(triton_client, "vae_decoder", rows("vae_decoder", 2))
+    infer(triton_client, "gan_generator", rows("gan_generator", 1))
+    infer(triton_client, "gan_generator", rows("gan_generator", 1))
+    assert (timed("vae_decoder"), timed("gan_generator")) == (before[0] + 1, before[1] + 2)
+    with pytest.raises(InferenceServerException):
+        infer(triton_client, "made-up-model", rows("vae_decoder", 1), input_name="z")
+    assert "made-up-model" not in server.scrape()  # a name no model has never becomes a label
