@@ -1,11 +1,11 @@
 import asyncio
-import logging
 import sys
 
+from .logs import setup
 from .settings import parse
 
 settings = parse()
-logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+setup(settings.log_level, settings.log_format)
 if settings.workers > 1:
     from .workers import run_workers
 

@@ -76,7 +76,7 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
     metrics = Metrics(registry)
     engine = Engine(settings, metrics, worker or 0)
     limit = settings.max_message_bytes
-    gate = ErrorsAndMetrics(metrics, (SERVICE, OIP_SERVICE), settings.max_concurrent_requests)
+    gate = ErrorsAndMetrics(metrics, (SERVICE, OIP_SERVICE), settings.max_concurrent_requests, settings.access_log)
     interceptors: list[grpc.aio.ServerInterceptor] = [gate]
     if settings.auth_token_file is not None:
         tokens = read_tokens(settings.auth_token_file)

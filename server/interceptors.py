@@ -11,10 +11,12 @@ import grpc
 
 from .errors import (AnswerTooLarge, DeadlineExceeded, GenserveError, InvalidArgument, ModelNotFound, NotReady,
                      Overloaded, QueueFull)
+from .logs import ACCESS, call_id, request_id
 from .metrics import Metrics
-from .servicer import current_model
+from .servicer import current_model, current_version
 
 log = logging.getLogger(__name__)
+access = logging.getLogger(ACCESS)
 
 STATUS = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -39,8 +41,10 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
     UNAVAILABLE while the calls already running finish (``wait_idle``); and the
     admission gate: beyond ``max_in_flight`` calls at once, a call gets UNAVAILABLE."""
 
-    def __init__(self, metrics: Metrics, services: tuple[str, ...], max_in_flight: int = 1024):
+    def __init__(self, metrics: Metrics, services: tuple[str, ...], max_in_flight: int = 1024,
+                 access_log: bool = False):
         self.metrics = metrics
+        self.access_log = access_log
         self.services = services
         self.max_in_flight = max_in_flight
         self.draining = False
@@ -105,6 +109,7 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
 
         async def wrapper(request, context):
             started = time.perf_counter()
+            request_id.set(call_id(context.invocation_metadata()))
             code = grpc.StatusCode.OK
             self._active += 1
             self.calls += 1
@@ -140,8 +145,15 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                     self._idle.set()
                 self.metrics.in_flight.dec()
                 model = current_model.get()  # only ever the name of a served model, or ""
-                observe(model, time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                observe(model, seconds)
                 count(model, code)
+                if self.access_log:
+                    version = current_version.get() or None
+                    access.info("%s %s v%s %s %.2f ms request %s", rpc, model or "-", version or "-", code.name,
+                                seconds * 1e3, request_id.get(),
+                                extra={"rpc": rpc, "model": model, "version": version, "code": code.name,
+                                       "duration_ms": round(seconds * 1e3, 3)})
 
         return grpc.unary_unary_rpc_method_handler(
             wrapper, request_deserializer=deserialize if parse is not None else None,

@@ -16,7 +16,7 @@ from genserve.repository import parse_version
 
 from .engine import Engine, LoadedModel
 from .errors import AnswerTooLarge, InvalidArgument, ModelNotFound, NotReady, quoted
-from .servicer import GenerativeServicer, current_model, deadline
+from .servicer import GenerativeServicer, current_model, current_version, deadline
 from .settings import Settings
 from .tensors import MAX_RANK, check_latents, check_pixels
 
@@ -53,7 +53,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         if number is None:
             raise ModelNotFound(f"{name}: version {quoted(version)} is not served; versions are positive "
                                 "integers in ASCII digits")
-        return self.engine.model(name, number)
+        model = self.engine.model(name, number)
+        current_version.set(model.version.version)
+        return model
 
     async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)

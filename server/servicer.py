@@ -19,6 +19,7 @@ from .tensors import image_format, images_from_proto, images_to_proto, latents_f
 
 # The model a request ran on, for the interceptor's metrics labels.
 current_model: contextvars.ContextVar[str] = contextvars.ContextVar("current_model", default="")
+current_version: contextvars.ContextVar[int] = contextvars.ContextVar("current_version", default=0)
 
 
 class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
@@ -35,7 +36,9 @@ class GenerativeServicer(pb_grpc.GenerativeServiceServicer):
         if version < 0:
             raise InvalidArgument(f"version: must be >= 0 (0: the newest), got {version}")
         current_model.set(name)
-        return self.engine.model(name, version)
+        model = self.engine.model(name, version)
+        current_version.set(model.version.version)
+        return model
 
 
     async def Encode(self, request, context):

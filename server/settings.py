@@ -43,6 +43,8 @@ class Settings:
     version_policy: VersionPolicy = VersionPolicy("latest", latest=2)
     grace_period: float = 10.0
     log_level: str = "INFO"
+    log_format: str = "text"
+    access_log: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
@@ -280,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds in-flight calls get to finish on SIGTERM/SIGINT [GENSERVE_GRACE_PERIOD]")
     p.add_argument("--log-level", type=_one_of(*LOG_LEVELS), metavar="{" + ",".join(LOG_LEVELS) + "}",
                    default=_env("LOG_LEVEL", d.log_level), help="[GENSERVE_LOG_LEVEL]")
+    p.add_argument("--log-format", type=_one_of("text", "json"), metavar="{text,json}",
+                   default=_env("LOG_FORMAT", d.log_format),
+                   help="text lines, or JSON lines with time, level, logger, message and, for a call, its "
+                        "request id, rpc, model, version, status code and duration [GENSERVE_LOG_FORMAT]")
+    p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=_switch(p, "ACCESS_LOG", d.access_log),
+                   help="one log line per call (logger server.access) [GENSERVE_ACCESS_LOG]")
     security = p.add_argument_group("security", "TLS, mutual TLS and bearer tokens; all off by default. "
                                                 "Bind --metrics-host to an internal interface when the gRPC "
                                                 "port faces the outside.")

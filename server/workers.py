@@ -31,8 +31,9 @@ def _worker_main(settings: Settings, index: int, ready) -> None:
 
     from .app import serve
 
-    logging.basicConfig(level=settings.log_level,
-                        format=f"%(asctime)s %(levelname)s %(name)s[worker {index}]: %(message)s")
+    from .logs import setup
+
+    setup(settings.log_level, settings.log_format, worker=index)
     sys.exit(asyncio.run(serve(settings, worker=index, on_ready=lambda: ready.put(index))))
 
 
