@@ -76,7 +76,8 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
     metrics = Metrics(registry)
     engine = Engine(settings, metrics, worker or 0)
     limit = settings.max_message_bytes
-    gate = ErrorsAndMetrics(metrics, (SERVICE, OIP_SERVICE), settings.max_concurrent_requests, settings.access_log)
+    gate = ErrorsAndMetrics(metrics, (SERVICE, OIP_SERVICE), settings.max_concurrent_requests,
+                            access_log=settings.access_log, request_ids=settings.log_format == "json")
     interceptors: list[grpc.aio.ServerInterceptor] = [gate]
     if settings.auth_token_file is not None:
         tokens = read_tokens(settings.auth_token_file)

@@ -42,9 +42,10 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
     admission gate: beyond ``max_in_flight`` calls at once, a call gets UNAVAILABLE."""
 
     def __init__(self, metrics: Metrics, services: tuple[str, ...], max_in_flight: int = 1024,
-                 access_log: bool = False):
+                 access_log: bool = False, request_ids: bool = False):
         self.metrics = metrics
         self.access_log = access_log
+        self.request_ids = request_ids or access_log  # only where a log line can show them
         self.services = services
         self.max_in_flight = max_in_flight
         self.draining = False
@@ -109,7 +110,8 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
 
         async def wrapper(request, context):
             started = time.perf_counter()
-            request_id.set(call_id(context.invocation_metadata()))
+            if self.request_ids:
+                request_id.set(call_id(context.invocation_metadata()))
             code = grpc.StatusCode.OK
             self._active += 1
             self.calls += 1
