@@ -10,13 +10,12 @@ from dataclasses import dataclass
 
 BATCH = "N"  # the dynamic batch axis, first in every shape
 IMAGE = (BATCH, 1, 28, 28)
-NOISE_DIM = 100
-LATENT_DIM = 2
+NOISE_DIM = 100  # the GAN's input, as in the lecture
+LATENT_DIM = 2  # the VAE's latent, as in the lecture: small enough to draw
 UNIT_IMAGE = "pixels in [0, 1], 1 = white ink"
 
-# onnxruntime's and the Open Inference Protocol's names of the dtypes in use.
+# onnxruntime's names of the dtypes in use.
 ONNX_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)"}
-OIP_TYPES = {"float32": "FP32", "int64": "INT64"}
 
 
 @dataclass(frozen=True)

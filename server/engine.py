@@ -120,14 +120,15 @@ class Engine:
         self._providers = choose_providers(self.settings.providers)
         policy = self.settings.version_policy
         repository = Path(self.settings.model_repository)
-        chosen = {name: sorted(policy.choose(folders)) for name, folders in version_folders(repository).items()}
+        chosen = {name: [folders[n] for n in sorted(policy.choose(folders))]
+                  for name, folders in version_folders(repository).items()}
         missing = [name for name in REQUIRED if not chosen.get(name)]
         if missing:
             raise StartupError(f"{self.settings.model_repository}: no version of {', '.join(missing)} "
                                f"under the version policy {policy}")
-        for name, numbers in chosen.items():
-            for number in numbers:
-                self.install(self._load(read_version(repository / name / str(number))))
+        for folders in chosen.values():
+            for folder in folders:
+                self.install(self.load_version(folder))
 
     def load_version(self, folder: Path) -> LoadedModel:
         """One version folder, checked (sha256, contract), loaded and warmed up; not yet served."""
@@ -229,11 +230,11 @@ class Engine:
         output has a row per input row, its item shape, and values within its range."""
         contract = CONTRACTS.get(model.name)
         node = model.session.get_inputs()[0]
+        unit = contract is not None and contract.inputs[0].high == 1.0  # pixels in [0, 1]; else noise or latents
         rng = np.random.default_rng(0)
         for session in {model.session, model.short_session, model.wide_session} - {None}:
             for n in WARM_UP_ROWS:
                 shape = (n, *node.shape[1:])
-                unit = contract is not None and contract.inputs[0].high == 1.0
                 rows = rng.random(shape, dtype=np.float32) if unit else rng.standard_normal(shape, dtype=np.float32)
                 for i, (out, array) in enumerate(zip(session.get_outputs(), session.run(None, {node.name: rows}))):
                     want = (n, *out.shape[1:])

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genserve.contract import LATENT_DIM, NOISE_DIM
+
 IMAGE_SIZE = 28
-NOISE_DIM = 100  # GAN input, as in the lecture
-LATENT_DIM = 2  # VAE latent, as in the lecture: small enough to draw
 
 
 def keras_init_(module: nn.Module) -> nn.Module:
