@@ -8,10 +8,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 BATCH = "N"  # the dynamic batch axis, first in every shape
 IMAGE = (BATCH, 1, 28, 28)
 NOISE_DIM = 100  # the GAN's input, as in the lecture
 LATENT_DIM = 2  # the VAE's latent, as in the lecture: small enough to draw
+DIGITS = 10  # the classes of MNIST, 0-9: what a conditional model's digit input names
 UNIT_IMAGE = "pixels in [0, 1], 1 = white ink"
 
 # onnxruntime's names of the dtypes in use.
@@ -47,6 +50,10 @@ def _image(description: str = UNIT_IMAGE, name: str = "image") -> TensorSpec:
     return TensorSpec(name, IMAGE, description, low=0.0, high=1.0)
 
 
+def _digit(description: str = "the digit to draw, 0-9") -> TensorSpec:
+    return TensorSpec("digit", (BATCH,), description, dtype="int64", low=0, high=DIGITS - 1)
+
+
 CONTRACTS: dict[str, ModelContract] = {c.name: c for c in (
     ModelContract("vae_encoder", "encoder", (_image(),),
                   (TensorSpec("z_mean", (BATCH, LATENT_DIM), "mean of q(z|x)"),
@@ -59,10 +66,30 @@ CONTRACTS: dict[str, ModelContract] = {c.name: c for c in (
                   (_image(UNIT_IMAGE + " (the generator's tanh mapped in the graph)"),)),
     ModelContract("dae", "denoiser", (_image(UNIT_IMAGE + ", with salt noise", "noisy"),),
                   (_image(UNIT_IMAGE + ", denoised"),)),
+    ModelContract("cgan_generator", "conditional_sampler",
+                  (TensorSpec("noise", (BATCH, NOISE_DIM), "standard normal noise"), _digit()),
+                  (_image(UNIT_IMAGE + " (the generator's tanh mapped in the graph)"),)),
+    ModelContract("cvae_encoder", "conditional_encoder", (_image(), _digit("the digit the image shows")),
+                  (TensorSpec("z_mean", (BATCH, LATENT_DIM), "mean of q(z|x, digit): the handwriting's style"),
+                   TensorSpec("z_log_var", (BATCH, LATENT_DIM), "log variance of q(z|x, digit)"))),
+    ModelContract("cvae_decoder", "conditional_decoder",
+                  (TensorSpec("z", (BATCH, LATENT_DIM), "style point; the prior is N(0, I)"), _digit()),
+                  (_image(),)),
     ModelContract("digit_classifier", "classifier", (_image(),),
                   (TensorSpec("logits", (BATCH, 10), "unnormalised digit scores"),
                    TensorSpec("features", (BATCH, 128), "penultimate features, for Frechet distances"))),
 )}
+
+
+def random_input(spec: TensorSpec, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` rows of well-formed values for ``spec``: pixels uniform in [0, 1], digits
+    uniform over 0-9, noise and latents standard normal."""
+    shape = (n, *spec.item_shape)
+    if spec.dtype == "int64":
+        return rng.integers(int(spec.low), int(spec.high) + 1, shape, dtype=np.int64)
+    if spec.high == 1.0:
+        return rng.random(shape, dtype=np.float32)
+    return rng.standard_normal(shape, dtype=np.float32)
 
 
 def mismatch(contract: ModelContract, inputs: list, outputs: list) -> str | None:

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the model repository to add versions to (default: models)")
     p.add_argument("--samples", type=positive_int, default=10_000,
                    help="generated images per generator for the manifest's metrics (default: 10000)")
+    p.add_argument("--model", choices=(*MODELS, "all"), action="append",
+                   help="train and export this model's run alone; repeat for several (default: all)")
 
     p = sub.add_parser("evaluate", help="measure the newest models of a model repository")
     p.add_argument("--model-repository", type=Path, default=Path("models"),
@@ -105,13 +107,14 @@ def _train_or_export(args, world, device: str) -> int:
         return 0
     if args.command == "export":
         from .export import export_repository
+        runs = MODELS if not args.model or "all" in args.model else tuple(dict.fromkeys(args.model))
         run_dir = args.from_checkpoints
         if run_dir is None:
-            _train_all(args, MODELS, device)
+            _train_all(args, runs, device)
             run_dir = args.run_dir
         if world.is_main:  # one export, by rank 0
             for path in export_repository(run_dir, args.model_repository, data_dir=args.data_dir,
-                                          samples=args.samples):
+                                          samples=args.samples, runs=runs):
                 print(path)
         return 0
     raise AssertionError(args.command)

@@ -24,8 +24,8 @@ import onnx
 import torch
 from torch import nn
 
-from genserve.contract import CONTRACTS, ModelContract, TensorSpec
-from genserve.repository import next_version, sha256_file
+from genserve.contract import CONTRACTS, ModelContract, TensorSpec, random_input
+from genserve.repository import newest_versions, next_version, sha256_file
 
 from .data import DEFAULT_DATA_DIR
 from .evaluate import OnnxModel, evaluate_models
@@ -77,11 +77,7 @@ class ModelSpec:
         return self.contract.outputs
 
     def random_inputs(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        def draw(spec: TensorSpec) -> np.ndarray:
-            shape = (n, *spec.item_shape)
-            pixels = spec.high == 1.0  # images in [0, 1]; latents and noise are standard normal
-            return (rng.random(shape) if pixels else rng.standard_normal(shape)).astype(np.float32)
-        return {spec.name: draw(spec) for spec in self.inputs}
+        return {spec.name: random_input(spec, n, rng) for spec in self.inputs}
 
 
 SPECS = (
@@ -90,6 +86,9 @@ SPECS = (
     ModelSpec("gan_generator", "gan", lambda m: UnitIntervalGenerator(m["generator_ema"]), "gan"),
     ModelSpec("dae", "dae", lambda m: m["dae"], "dae"),
     ModelSpec("digit_classifier", "classifier", lambda m: _Classifier(m["classifier"]), "classifier"),
+    ModelSpec("cvae_encoder", "cvae", lambda m: m["encoder"], "cvae"),
+    ModelSpec("cvae_decoder", "cvae", lambda m: m["decoder"], "cvae"),
+    ModelSpec("cgan_generator", "cgan", lambda m: UnitIntervalGenerator(m["generator_ema"]), "cgan"),
 )
 
 
@@ -138,8 +137,13 @@ def check_parity(module: nn.Module, spec: ModelSpec, path: Path) -> float:
 
 
 def export_repository(run_dir: Path, repository: Path, data_dir: Path = DEFAULT_DATA_DIR,
-                      samples: int = 10_000) -> list[Path]:
-    """Export every model of a training run as a new version; returns the new version folders."""
+                      samples: int = 10_000, runs: tuple[str, ...] | None = None) -> list[Path]:
+    """Export the models of a training run's ``runs`` (default: all) as new versions; returns
+    the new version folders. They are evaluated beside the newest versions of the repository's
+    other models, which evaluation.json then describes too."""
+    specs = [spec for spec in SPECS if runs is None or spec.run in runs]
+    if not specs:
+        raise ExportError(f"no model to export from the runs {', '.join(runs or ())}")
     repository = Path(repository)
     repository.mkdir(parents=True, exist_ok=True)
     staged: dict[str, Path] = {}
@@ -148,7 +152,7 @@ def export_repository(run_dir: Path, repository: Path, data_dir: Path = DEFAULT_
     parity: dict[str, float] = {}
     built: dict[str, nn.Module] = {}
     try:
-        for spec in SPECS:
+        for spec in specs:
             if spec.run not in states:
                 task, states[spec.run] = load_trained(run_dir, spec.run)
                 trained[spec.run] = task.modules
@@ -161,16 +165,17 @@ def export_repository(run_dir: Path, repository: Path, data_dir: Path = DEFAULT_
             log.info("%s: exported, onnxruntime within %.2g of PyTorch", spec.name, parity[spec.name])
 
         log.info("evaluating the exported models")
-        report = evaluate_models({name: stage / "model.onnx" for name, stage in staged.items()},
+        others = {name: v.path for name, v in newest_versions(repository).items() if name not in staged}
+        report = evaluate_models({**others, **{name: stage / "model.onnx" for name, stage in staged.items()}},
                                  data_dir, samples=samples)
         commit, created = _commit(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         written = []
-        for spec in SPECS:
+        for spec in specs:
             stage, state = staged[spec.name], states[spec.run]
             model_dir = repository / spec.name
             version = next_version(model_dir)
             manifest = {
-                "name": spec.name, "version": version, "file": "model.onnx",
+                "name": spec.name, "version": version, "role": spec.contract.role, "file": "model.onnx",
                 "sha256": sha256_file(stage / "model.onnx"), "bytes": (stage / "model.onnx").stat().st_size,
                 "created": created, "commit": commit,
                 "opset": next(o.version for o in onnx.load(str(stage / "model.onnx")).opset_import if o.domain == ""),

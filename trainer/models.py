@@ -1,5 +1,6 @@
 """The lecture's models: VAE encoder and decoder, GAN generator and discriminator,
-a small convolutional denoising autoencoder, and an evaluation classifier.
+a small convolutional denoising autoencoder, and an evaluation classifier; and the
+VAE and GAN conditioned on the digit (``classes=10``), the lecture's P(X | Y = y).
 
 Shapes in comments are (channels x height x width) per image.
 """
@@ -10,9 +11,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genserve.contract import LATENT_DIM, NOISE_DIM
+from genserve.contract import DIGITS, LATENT_DIM, NOISE_DIM
 
 IMAGE_SIZE = 28
+
+
+class OneHot(nn.Module):
+    """digit int64 [N] -> one-hot float32 [N, classes]; a lookup in a fixed identity
+    matrix, which exports to ONNX as one Gather."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.register_buffer("eye", torch.eye(classes), persistent=False)
+
+    def forward(self, digit: torch.Tensor) -> torch.Tensor:
+        return self.eye[digit]
+
+
+def _with_digit(h: torch.Tensor, one_hot: OneHot | None, digit: torch.Tensor | None) -> torch.Tensor:
+    """``h`` with the digit's one-hot code appended, for a conditional model."""
+    if one_hot is None:
+        return h
+    if digit is None:
+        raise ValueError("a conditional model needs the digit")
+    return torch.cat([h, one_hot(digit)], 1)
 
 
 def keras_init_(module: nn.Module) -> nn.Module:
@@ -28,13 +50,15 @@ def keras_init_(module: nn.Module) -> nn.Module:
 
 
 class VAEEncoder(nn.Module):
-    """image [N,1,28,28] in [0,1] -> (z_mean, z_log_var), each [N,2]."""
+    """image [N,1,28,28] in [0,1] (and digit [N] when conditional) -> (z_mean, z_log_var),
+    each [N,2]. Conditional (``classes``): the digit's one-hot code joins the conv features."""
 
-    def __init__(self, latent_dim: int = LATENT_DIM):
+    def __init__(self, latent_dim: int = LATENT_DIM, classes: int = 0):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 32, 3, stride=2, padding=1)  # 32 x 14 x 14
         self.conv2 = nn.Conv2d(32, 64, 3, stride=2, padding=1)  # 64 x 7 x 7
-        self.dense = nn.Linear(64 * 7 * 7, 16)
+        self.one_hot = OneHot(classes) if classes else None
+        self.dense = nn.Linear(64 * 7 * 7 + classes, 16)
         self.z_mean = nn.Linear(16, latent_dim)
         self.z_log_var = nn.Linear(16, latent_dim)
         keras_init_(self)
@@ -42,50 +66,52 @@ class VAEEncoder(nn.Module):
         # a training step, so the model as evaluated and exported is the lecture's.
         self.leak = 0.0
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor, digit: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.relu(self.conv2(F.relu(self.conv1(image))))
-        h = self.dense(h.flatten(1))  # 3136 -> 16
+        h = self.dense(_with_digit(h.flatten(1), self.one_hot, digit))  # 3136 (+ 10) -> 16
         h = F.leaky_relu(h, self.leak) if self.leak else F.relu(h)
         return self.z_mean(h), self.z_log_var(h)
 
 
 class VAEDecoder(nn.Module):
-    """z [N,2] -> image [N,1,28,28] in [0,1].
+    """z [N,2] (and digit [N] when conditional) -> image [N,1,28,28] in [0,1].
 
     ``logits`` gives the pre-sigmoid output, which the loss needs for a stable BCE.
     """
 
-    def __init__(self, latent_dim: int = LATENT_DIM):
+    def __init__(self, latent_dim: int = LATENT_DIM, classes: int = 0):
         super().__init__()
-        self.dense = nn.Linear(latent_dim, 64 * 7 * 7)
+        self.one_hot = OneHot(classes) if classes else None
+        self.dense = nn.Linear(latent_dim + classes, 64 * 7 * 7)
         self.deconv1 = nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1)  # 64 x 14 x 14
         self.deconv2 = nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1)  # 32 x 28 x 28
         self.out = nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1)  # 1 x 28 x 28
         keras_init_(self)
 
-    def logits(self, z: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.dense(z)).view(-1, 64, 7, 7)
+    def logits(self, z: torch.Tensor, digit: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.relu(self.dense(_with_digit(z, self.one_hot, digit))).view(-1, 64, 7, 7)
         h = F.relu(self.deconv2(F.relu(self.deconv1(h))))
         return self.out(h)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(z))
+    def forward(self, z: torch.Tensor, digit: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.logits(z, digit))
 
 
 class VAE(nn.Module):
-    def __init__(self, latent_dim: int = LATENT_DIM):
+    def __init__(self, latent_dim: int = LATENT_DIM, classes: int = 0):
         super().__init__()
-        self.encoder = VAEEncoder(latent_dim)
-        self.decoder = VAEDecoder(latent_dim)
+        self.encoder = VAEEncoder(latent_dim, classes)
+        self.decoder = VAEDecoder(latent_dim, classes)
 
     @staticmethod
     def reparameterize(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
         return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor, digit: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (reconstruction logits, z_mean, z_log_var)."""
-        mean, log_var = self.encoder(image)
-        return self.decoder.logits(self.reparameterize(mean, log_var)), mean, log_var
+        mean, log_var = self.encoder(image, digit)
+        return self.decoder.logits(self.reparameterize(mean, log_var), digit), mean, log_var
 
 
 def vae_loss_terms(logits: torch.Tensor, image: torch.Tensor, mean: torch.Tensor,
@@ -100,19 +126,21 @@ def vae_loss_terms(logits: torch.Tensor, image: torch.Tensor, mean: torch.Tensor
 
 
 class Generator(nn.Module):
-    """noise [N,100] -> image [N,1,28,28] in [-1,1] (tanh)."""
+    """noise [N,100] (and digit [N] when conditional) -> image [N,1,28,28] in [-1,1] (tanh).
+    Conditional (``classes``): the digit's one-hot code is appended to the noise."""
 
-    def __init__(self, noise_dim: int = NOISE_DIM):
+    def __init__(self, noise_dim: int = NOISE_DIM, classes: int = 0):
         super().__init__()
+        self.one_hot = OneHot(classes) if classes else None
         self.net = nn.Sequential(
-            nn.Linear(noise_dim, 256), nn.LeakyReLU(0.2),
+            nn.Linear(noise_dim + classes, 256), nn.LeakyReLU(0.2),
             nn.Linear(256, 512), nn.LeakyReLU(0.2),
             nn.Linear(512, 1024), nn.LeakyReLU(0.2),
             nn.Linear(1024, IMAGE_SIZE * IMAGE_SIZE), nn.Tanh(),
         )
 
-    def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        return self.net(noise).view(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+    def forward(self, noise: torch.Tensor, digit: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(_with_digit(noise, self.one_hot, digit)).view(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
 
 
 class UnitIntervalGenerator(nn.Module):
@@ -123,8 +151,8 @@ class UnitIntervalGenerator(nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        return (self.generator(noise) + 1) * 0.5
+    def forward(self, noise: torch.Tensor, digit: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.generator(noise, digit) + 1) * 0.5
 
 
 class Discriminator(nn.Module):
@@ -142,6 +170,20 @@ class Discriminator(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)
+
+
+class ProjectionDiscriminator(Discriminator):
+    """image [N,1,28,28] in [-1,1], digit [N] -> logit [N,1]: the lecture's discriminator
+    with a projection of the digit (Miyato and Koyama, cGANs with Projection Discriminator,
+    2018): logit = w . h + embed(digit) . h over its last 256 features h."""
+
+    def __init__(self, classes: int = DIGITS, dropout: float = 0.3):
+        super().__init__(dropout)
+        self.embed = nn.Embedding(classes, self.net[-1].in_features)
+
+    def forward(self, image: torch.Tensor, digit: torch.Tensor) -> torch.Tensor:
+        h = self.net[:-1](image)
+        return self.net[-1](h) + (self.embed(digit) * h).sum(1, keepdim=True)
 
 
 class DenoisingAutoencoder(nn.Module):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-MODELS = ("vae", "gan", "dae", "classifier")
+MODELS = ("vae", "gan", "dae", "classifier", "cvae", "cgan")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ PROFILES: dict[str, dict[str, Recipe]] = {
         "gan": Recipe(epochs=50, optimizer="adam", lr=2e-4),
         "dae": Recipe(epochs=5, salt_max=0.35),
         "classifier": Recipe(epochs=3),
+        "cvae": Recipe(epochs=30, optimizer="rmsprop", lr=1e-3, train_len=10_000),
+        "cgan": Recipe(epochs=50, optimizer="adam", lr=2e-4),
     },
     # Everything in under 5 minutes on 2 CPU cores: recognisable digits, not good ones.
     "quick": {
@@ -46,6 +48,8 @@ PROFILES: dict[str, dict[str, Recipe]] = {
         "gan": Recipe(epochs=4, lr=2e-4, r1_gamma=10.0),
         "dae": Recipe(epochs=1, train_len=20_000, salt_max=0.35),
         "classifier": Recipe(epochs=1, train_len=30_000),
+        "cvae": Recipe(epochs=1, lr=2e-3, relu_leak=0.2, relu_leak_epochs=0.5),
+        "cgan": Recipe(epochs=3, lr=2e-4, r1_gamma=10.0),
     },
     # The default: the lecture's models on all 60,000 images, trained for quality
     # (docs/training.md says where and why each recipe departs from the lecture).
@@ -56,6 +60,10 @@ PROFILES: dict[str, dict[str, Recipe]] = {
                       g_step_dropout=False),
         "dae": Recipe(epochs=5, schedule="cosine", salt_max=0.35),
         "classifier": Recipe(epochs=10, schedule="cosine"),
+        "cvae": Recipe(epochs=60, optimizer="adam", lr=2e-3, schedule="cosine", relu_leak=0.2,
+                       relu_leak_epochs=5, weight_decay=0.1),
+        "cgan": Recipe(epochs=120, optimizer="adam", lr=2e-4, schedule="cosine", r1_gamma=2.0,
+                       g_step_dropout=False),
     },
 }
 

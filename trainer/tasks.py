@@ -17,8 +17,8 @@ from torch import nn
 from .data import Split, add_salt, to_unit
 from .metrics import psnr
 from . import pictures
-from .models import (VAE, Classifier, DenoisingAutoencoder, Discriminator, Generator,
-                     NOISE_DIM, vae_loss_terms)
+from .models import (DIGITS, VAE, Classifier, DenoisingAutoencoder, Discriminator, Generator,
+                     NOISE_DIM, ProjectionDiscriminator, vae_loss_terms)
 from .recipes import Recipe
 
 EVAL_BATCH = 500
@@ -79,12 +79,25 @@ class Task:
         with torch.no_grad():
             return torch.cat([fn(b.to(device)).cpu() for b in _batches(torch.from_numpy(x))]).numpy()
 
+    def numpy2(self, fn, x: np.ndarray, digit: np.ndarray) -> np.ndarray:
+        """``numpy`` for a conditional module: fn(x, digit)."""
+        device = next(next(iter(self.modules.values())).parameters()).device
+        with torch.no_grad():
+            return torch.cat([fn(b.to(device), d.to(device)).cpu() for b, d in
+                              zip(_batches(torch.from_numpy(x)), _batches(torch.from_numpy(digit)))]).numpy()
+
+
+def digit_rows(per_digit: int) -> np.ndarray:
+    """int64 [10 * per_digit]: each digit ``per_digit`` times, 0s first."""
+    return np.repeat(np.arange(DIGITS, dtype=np.int64), per_digit)
+
 
 class VAETask(Task):
     name = "vae"
+    classes = 0  # 10: the conditional VAE, which sees the digit in both halves
 
     def __init__(self, recipe: Recipe):
-        self.vae = VAE()
+        self.vae = VAE(classes=self.classes)
         self.net = self.vae  # what a training step calls
         self.modules = {"encoder": self.vae.encoder, "decoder": self.vae.decoder}
         self.optimizers = {"vae": make_optimizer(self.vae.parameters(), recipe)}
@@ -105,7 +118,7 @@ class VAETask(Task):
     def step(self, images, labels):
         self.vae.encoder.leak = self.leak()
         try:
-            bce, kl = vae_loss_terms(*self._forward(images, self.net))
+            bce, kl = vae_loss_terms(*self._forward(images, labels, self.net))
             loss = (bce + kl).mean()
             opt = self.optimizers["vae"]
             opt.zero_grad(set_to_none=True)
@@ -115,16 +128,18 @@ class VAETask(Task):
             self.vae.encoder.leak = 0.0
         return {"loss": loss.item(), "bce": bce.mean().item(), "kl": kl.mean().item()}
 
-    def _forward(self, images, net=None):
-        logits, mean, log_var = (net or self.vae)(images)
+    def _forward(self, images, labels, net=None):
+        digit = (labels,) if self.classes else ()
+        logits, mean, log_var = (net or self.vae)(images, *digit)
         return logits, images, mean, log_var
 
     @torch.no_grad()
     def test_metrics(self, test, device):
         self.train(False)
         bce_sum = kl_sum = 0.0
-        for x in _batches(torch.from_numpy(to_unit(test.images))):
-            bce, kl = vae_loss_terms(*self._forward(x.to(device)))
+        labels = torch.from_numpy(test.labels.astype(np.int64))
+        for x, y in zip(_batches(torch.from_numpy(to_unit(test.images))), _batches(labels)):
+            bce, kl = vae_loss_terms(*self._forward(x.to(device), y.to(device)))
             bce_sum, kl_sum = bce_sum + bce.sum().item(), kl_sum + kl.sum().item()
         self.train(True)
         n = len(test.images)
@@ -141,12 +156,32 @@ class VAETask(Task):
                 pictures.latent_scatter(mean, test.labels, out / "latent_means.png")]
 
 
+class CVAETask(VAETask):
+    """The lecture's VAE conditioned on the digit: with the digit given, its two latent
+    dimensions are left to hold the handwriting's style."""
+
+    name = "cvae"
+    classes = DIGITS
+
+    def pictures(self, out, test):
+        self.train(False)
+        digits = digit_rows(10)
+        prior = np.random.default_rng(0).standard_normal((10, 2)).astype(np.float32)
+        decode = lambda z, d: self.numpy2(self.vae.decoder, z, d)  # noqa: E731
+        samples = decode(np.tile(prior, (DIGITS, 1)), digits)  # a row per digit, one style per column
+        manifold = lambda z: decode(z, np.full(len(z), 3, np.int64))  # noqa: E731
+        self.train(True)
+        return [pictures.save_grid(samples, out / "samples.png", ncol=10),
+                pictures.latent_manifold(manifold, out / "latent_manifold_3.png")]
+
+
 class GANTask(Task):
     """The lecture's GAN, trained in alternation: one discriminator step on a real
     and a fake batch, then one generator step through the frozen discriminator."""
 
     name = "gan"
     conv = False
+    classes = 0  # 10: the conditional GAN, whose discriminator sees the digit by projection
     REAL_LABEL = 0.9  # one-sided label smoothing keeps D from saturating early
     # The exported generator is an exponential moving average of the trained one:
     # averaging over the last ~1000 steps smooths the oscillation of adversarial
@@ -154,7 +189,8 @@ class GANTask(Task):
     EMA_DECAY = 0.999
 
     def __init__(self, recipe: Recipe):
-        self.generator, self.discriminator = Generator(), Discriminator()
+        self.generator = Generator(classes=self.classes)
+        self.discriminator = ProjectionDiscriminator(self.classes) if self.classes else Discriminator()
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.train_generator, self.train_discriminator = self.generator, self.discriminator
         self.recipe = recipe
@@ -171,15 +207,17 @@ class GANTask(Task):
     def step(self, images, labels):
         real = images * 2 - 1  # tanh range
         n = len(real)
-        fake = self.train_generator(torch.randn(n, NOISE_DIM, device=real.device))
+        digit = (labels,) if self.classes else ()  # the fakes are drawn as the real batch's digits
+        fake = self.train_generator(torch.randn(n, NOISE_DIM, device=real.device), *digit)
         ones, zeros = real.new_ones(n, 1), real.new_zeros(n, 1)
 
         real.requires_grad_(self.recipe.r1_gamma > 0)
         if self.train_discriminator is not self.discriminator:
             # Wrapped in DistributedDataParallel, which takes one forward pass per backward pass.
-            d_real, d_fake = self.train_discriminator(torch.cat([real, fake.detach()])).split(n)
+            both = (torch.cat([labels, labels]),) if digit else ()
+            d_real, d_fake = self.train_discriminator(torch.cat([real, fake.detach()]), *both).split(n)
         else:
-            d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
+            d_real, d_fake = self.discriminator(real, *digit), self.discriminator(fake.detach(), *digit)
         d_loss = (F.binary_cross_entropy_with_logits(d_real, ones * self.REAL_LABEL)
                   + F.binary_cross_entropy_with_logits(d_fake, zeros))
         if self.recipe.r1_gamma > 0:
@@ -196,7 +234,7 @@ class GANTask(Task):
         self.discriminator.requires_grad_(False)
         training = self.discriminator.training
         self.discriminator.train(training and self.recipe.g_step_dropout)
-        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake), ones)
+        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake, *digit), ones)
         self.discriminator.train(training)
         opt_g = self.optimizers["generator"]
         opt_g.zero_grad(set_to_none=True)
@@ -219,6 +257,21 @@ class GANTask(Task):
         images = (self.numpy(self.generator_ema, noise) + 1) / 2
         self.train(True)
         return [pictures.save_grid(images, out / "samples.png", ncol=8)]
+
+
+class CGANTask(GANTask):
+    """The lecture's GAN conditioned on the digit: the generator reads its one-hot code
+    beside the noise, the discriminator projects it onto its last features."""
+
+    name = "cgan"
+    classes = DIGITS
+
+    def pictures(self, out, test):
+        self.train(False)
+        noise = np.random.default_rng(0).standard_normal((10, NOISE_DIM)).astype(np.float32)
+        images = (self.numpy2(self.generator_ema, np.tile(noise, (DIGITS, 1)), digit_rows(10)) + 1) / 2
+        self.train(True)
+        return [pictures.save_grid(images, out / "samples.png", ncol=10)]
 
 
 class _Logits(nn.Module):
@@ -308,4 +361,5 @@ class ClassifierTask(Task):
         return {"test_accuracy": correct / len(labels)}
 
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (VAETask, GANTask, DAETask, ClassifierTask)}
+TASKS: dict[str, type[Task]] = {t.name: t for t in (VAETask, GANTask, DAETask, ClassifierTask,
+                                                    CVAETask, CGANTask)}

@@ -51,7 +51,9 @@ def test_manifest_describes_the_file(tiny_repository):
         assert manifest["sha256"] == hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
         assert [i["name"] for i in manifest["inputs"]] == [t.name for t in spec.inputs]
         assert [o["name"] for o in manifest["outputs"]] == [t.name for t in spec.outputs]
-        assert all(t["dtype"] == "float32" and t["shape"][0] == "N" for t in manifest["inputs"] + manifest["outputs"])
+        assert [t["dtype"] for t in manifest["inputs"]] == [t.dtype for t in spec.inputs]
+        assert all(t["shape"][0] == "N" for t in manifest["inputs"] + manifest["outputs"])
+        assert manifest["role"] == spec.contract.role
         assert manifest["training"]["epochs_trained"] == 1 and manifest["training"]["recipe"]["epochs"] == 1
         assert len(manifest["data_sha256"]) == 64
         assert manifest["parity_max_abs_diff"] <= export.TOLERANCE
@@ -60,6 +62,11 @@ def test_manifest_describes_the_file(tiny_repository):
     assert gan["parameters"] == 1_486_352
     assert {"frechet_distance", "inception_score", "digit_share"} <= set(gan["metrics"])
     assert "test_neg_elbo" in json.loads((tiny_repository / "vae_decoder/1/manifest.json").read_text())["metrics"]
+    cgan = json.loads((tiny_repository / "cgan_generator" / "1" / "manifest.json").read_text())
+    assert cgan["parameters"] == 1_486_352 + 10 * 256  # the one-hot code's weights in the first layer
+    assert {"digit_agreement", "digit_agreement_per_digit", "frechet_distance"} <= set(cgan["metrics"])
+    cvae = json.loads((tiny_repository / "cvae_decoder" / "1" / "manifest.json").read_text())["metrics"]
+    assert "test_neg_elbo" in cvae and len(cvae["samples"]["digit_agreement_per_digit"]) == 10
 
 
 def test_the_evaluation_report_names_the_written_versions(tiny_repository):
