@@ -1,4 +1,5 @@
-"""``python -m client sample|denoise|models``: the SDK from the shell."""
+"""``python -m client sample|interpolate|grid|reconstruct|restyle|classify|denoise|models``:
+the SDK from the shell."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from genserve.cli import OneLineParser
+from genserve.cli import OneLineParser, non_negative_int, positive_int
 from genserve.tokens import token_lines
 
 from . import GenerativeClient, GenserveError
@@ -25,17 +26,49 @@ def build_parser() -> argparse.ArgumentParser:
                         help="send the bearer token in FILE (its first line) with every call")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
+    def picture_args(p: argparse.ArgumentParser, out: str) -> None:
+        p.add_argument("--out", type=Path, default=Path(out), help=f"PNG to write (default: {out})")
+        p.add_argument("--scale", type=positive_int, default=1, help="enlarge each pixel (default: 1)")
+
+    def grid_input(p: argparse.ArgumentParser) -> None:
+        p.add_argument("input", type=Path, help="PNG grid of 28x28 digits (sides multiples of 28)")
+
     p = sub.add_parser("sample", help="generate digits into a PNG grid")
     p.add_argument("--n", type=int, default=16, help="how many digits (default: 16)")
     p.add_argument("--model", default="gan", help="gan or vae (default: gan)")
     p.add_argument("--seed", type=int, help="same seed, same digits")
-    p.add_argument("--out", type=Path, default=Path("digits.png"), help="PNG to write (default: digits.png)")
-    p.add_argument("--scale", type=int, default=1, help="enlarge each pixel (default: 1)")
+    p.add_argument("--digit", type=non_negative_int, help="draw this digit, 0-9, through the cGAN or cVAE")
+    picture_args(p, "digits.png")
+
+    p = sub.add_parser("interpolate", help="morph one sample into another, into a PNG strip")
+    p.add_argument("--from-seed", type=non_negative_int, required=True, help="the first frame: this seed's sample")
+    p.add_argument("--to-seed", type=non_negative_int, required=True, help="the last frame: this seed's sample")
+    p.add_argument("--steps", type=int, default=8, help="frames, both ends included (default: 8)")
+    p.add_argument("--model", default="vae", help="vae or gan (default: vae)")
+    p.add_argument("--digit", type=non_negative_int, help="every frame shows this digit, 0-9")
+    picture_args(p, "morph.png")
+
+    p = sub.add_parser("grid", help="the VAE's latent manifold as a PNG")
+    p.add_argument("--size", type=int, default=15, help="digits per side, 2-64 (default: 15)")
+    p.add_argument("--span", type=float, default=3.0, help="z runs over [-span, span] (default: 3)")
+    p.add_argument("--digit", type=non_negative_int, help="the cVAE's styles of this digit, 0-9")
+    picture_args(p, "manifold.png")
+
+    p = sub.add_parser("reconstruct", help="a PNG grid of digits through the VAE and back")
+    grid_input(p)
+    picture_args(p, "reconstructed.png")
+
+    p = sub.add_parser("restyle", help="a PNG grid of digits, each written as another digit")
+    grid_input(p)
+    p.add_argument("--digit", type=non_negative_int, required=True, help="the digit to write, 0-9")
+    picture_args(p, "restyled.png")
+
+    p = sub.add_parser("classify", help="read the digits of a PNG grid: one line per digit")
+    grid_input(p)
 
     p = sub.add_parser("denoise", help="denoise a PNG grid of 28x28 digits")
-    p.add_argument("input", type=Path, help="PNG whose sides are multiples of 28")
-    p.add_argument("--out", type=Path, default=Path("denoised.png"), help="PNG to write (default: denoised.png)")
-    p.add_argument("--scale", type=int, default=1, help="enlarge each pixel (default: 1)")
+    grid_input(p)
+    picture_args(p, "denoised.png")
 
     sub.add_parser("models", help="list the served models as JSON")
     return parser
@@ -58,12 +91,30 @@ def main(argv: list[str] | None = None) -> int:
         with GenerativeClient(args.target, timeout=args.timeout, ca_cert=args.ca, client_cert=args.cert,
                               client_key=args.key, token=token) as client:
             if args.command == "sample":
-                path = write_grid(client.sample_digits(args.n, args.model, args.seed), args.out, scale=args.scale)
+                digits = client.sample_digits(args.n, args.model, args.seed, digit=args.digit)
+                path = write_grid(digits, args.out, scale=args.scale)
                 print(f"wrote {args.n} {args.model} digits to {path}")
-            elif args.command == "denoise":
+            elif args.command == "interpolate":
+                frames = client.interpolate(args.from_seed, args.to_seed, args.steps, model=args.model,
+                                            digit=args.digit)
+                path = write_grid(frames, args.out, ncol=len(frames), scale=args.scale)
+                print(f"wrote {len(frames)} frames to {path}")
+            elif args.command == "grid":
+                grid = client.latent_grid(args.size, args.span, digit=args.digit)
+                path = write_grid(grid.reshape(-1, *grid.shape[2:]), args.out, ncol=args.size, scale=args.scale)
+                print(f"wrote a {args.size}x{args.size} manifold to {path}")
+            elif args.command == "classify":
+                tiles, _ = read_grid(args.input)
+                digits, probabilities = client.classify(tiles)
+                print("image\tdigit\tprobability")
+                for i, (d, p) in enumerate(zip(digits, probabilities)):
+                    print(f"{i}\t{d}\t{p[d]:.4f}")
+            elif args.command in ("reconstruct", "restyle", "denoise"):
                 tiles, ncol = read_grid(args.input)
-                path = write_grid(client.denoise(tiles), args.out, ncol=ncol, scale=args.scale)
-                print(f"wrote {len(tiles)} denoised digits to {path}")
+                out = (client.restyle(tiles, args.digit) if args.command == "restyle"
+                       else getattr(client, args.command)(tiles))
+                path = write_grid(out, args.out, ncol=ncol, scale=args.scale)
+                print(f"wrote {len(out)} {args.command.rstrip('e')}ed digits to {path}")
             else:
                 print(json.dumps([m.__dict__ | {"inputs": [t.__dict__ for t in m.inputs],
                                                 "outputs": [t.__dict__ for t in m.outputs]}

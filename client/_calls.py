@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Sequence, TypeVar
 
 import grpc
 import numpy as np
@@ -40,6 +40,7 @@ class ModelInfo:
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
     metrics: dict[str, Any] = field(default_factory=dict)
+    role: str = ""  # what genserve.v1 does with it; "": the Open Inference Protocol alone
 
 
 def image_tensor(images: np.ndarray) -> pb.Tensor:
@@ -74,8 +75,49 @@ def decode_request(z: np.ndarray, as_float: bool, version: int = 0) -> pb.Decode
     return build(pb.DecodeRequest, z=latent_tensor(z), image_format=image_format(as_float), version=version)
 
 
-def sample_request(n: int, model: str, seed: int | None, as_float: bool, version: int = 0) -> pb.SampleRequest:
-    return build(pb.SampleRequest, n=n, model=model, seed=seed, image_format=image_format(as_float), version=version)
+def sample_request(n: int, model: str, seed: int | None, as_float: bool, version: int = 0,
+                   digit: int | Sequence[int] | None = None, return_latents: bool = False) -> pb.SampleRequest:
+    """``digit``: None, one digit for every image, or a sequence of n digits."""
+    one, many = (digit, None) if digit is None or isinstance(digit, (int, np.integer)) else (None, digit)
+    return build(pb.SampleRequest, n=n, model=model, seed=seed, image_format=image_format(as_float), version=version,
+                 digit=one, digits=None if many is None else [int(d) for d in many], return_latents=return_latents)
+
+
+def endpoint(point: int | np.ndarray, field: str) -> pb.Endpoint:
+    """An int seed, an image [28,28] or [1,28,28], or a latent vector."""
+    if isinstance(point, (int, np.integer)) and not isinstance(point, bool):
+        return build(pb.Endpoint, seed=int(point))
+    array = np.asarray(point)
+    if array.dtype.kind not in "uif":
+        raise InvalidArgument(f"{field}: an int seed, an image [28,28] or a latent vector, got {array.dtype}")
+    if array.shape in ((28, 28), (1, 28, 28)):
+        return pb.Endpoint(image=to_tensor(array if array.dtype == np.uint8 else array.astype(np.float32)))
+    return pb.Endpoint(latent=to_tensor(array.astype(np.float32).reshape(-1)))
+
+
+def interpolate_request(start: int | np.ndarray, end: int | np.ndarray, steps: int, model: str,
+                        digit: int | None, as_float: bool) -> pb.InterpolateRequest:
+    return build(pb.InterpolateRequest, model=model, start=endpoint(start, "start"), end=endpoint(end, "end"),
+                 steps=steps, digit=digit, image_format=image_format(as_float))
+
+
+def latent_grid_request(size: int, span: float, digit: int | None, as_float: bool) -> pb.LatentGridRequest:
+    return build(pb.LatentGridRequest, size=size, span=span, digit=digit, image_format=image_format(as_float))
+
+
+def reconstruct_request(images: np.ndarray, as_float: bool) -> pb.ReconstructRequest:
+    return build(pb.ReconstructRequest, images=image_tensor(images), image_format=image_format(as_float))
+
+
+def restyle_request(images: np.ndarray, digit: int, source_digits: Sequence[int] | None,
+                    as_float: bool) -> pb.RestyleRequest:
+    return build(pb.RestyleRequest, images=image_tensor(images), digit=digit,
+                 source_digits=None if source_digits is None else [int(d) for d in source_digits],
+                 image_format=image_format(as_float))
+
+
+def classify_request(images: np.ndarray, version: int = 0) -> pb.ClassifyRequest:
+    return build(pb.ClassifyRequest, images=image_tensor(images), version=version)
 
 
 def build(message: type[M], **fields: Any) -> M:
@@ -120,11 +162,27 @@ def images(response: pb.ImagesResponse) -> np.ndarray:
     return from_tensor(response.images)
 
 
+def sampled(response: pb.ImagesResponse, return_latents: bool) -> Any:
+    """The images, or with ``return_latents`` (images, latents)."""
+    return (images(response), from_tensor(response.latents)) if return_latents else images(response)
+
+
+def grid_images(response: pb.ImagesResponse, size: int) -> np.ndarray:
+    """The manifold as [size, size, 28, 28]: rows of the grid, then columns."""
+    flat = images(response)
+    return flat.reshape(size, size, *flat.shape[1:])
+
+
+def classified(response: pb.ClassifyResponse) -> tuple[np.ndarray, np.ndarray]:
+    """(digits int64 [N], probabilities float32 [N,10])."""
+    return np.asarray(response.digits, np.int64), from_tensor(response.probabilities)
+
+
 def models(response: pb.ListModelsResponse) -> list[ModelInfo]:
     def infos(ts: Any) -> tuple[TensorInfo, ...]:
         return tuple(TensorInfo(t.name, t.dtype, tuple(t.shape), t.description) for t in ts)
     return [ModelInfo(m.name, m.version, m.execution_provider, m.sha256, infos(m.inputs), infos(m.outputs),
-                      json_format.MessageToDict(m.metrics)) for m in response.models]
+                      json_format.MessageToDict(m.metrics), m.role) for m in response.models]
 
 
 def backoff(attempt: int, base: float = 0.1, cap: float = 2.0) -> float:

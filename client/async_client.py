@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+from typing import Any, Sequence
 
 import grpc
 import numpy as np
@@ -44,11 +44,41 @@ class AsyncGenerativeClient(Connection):
                 await asyncio.sleep(self._retry_delay(error, attempt, deadline))
 
     async def sample_digits(self, n: int = 16, model: str = "gan", seed: int | None = None, *,
+                            digit: int | Sequence[int] | None = None, return_latents: bool = False,
                             as_float: bool = False, version: int = 0, timeout: float | None = None,
                             return_info: bool = False) -> Any:
-        request = _calls.sample_request(n, model, seed, as_float, version)
+        request = _calls.sample_request(n, model, seed, as_float, version, digit, return_latents)
         response = await self._call(self._stub.Sample, request, timeout)
+        return _calls.answer(_calls.sampled(response, return_latents), response, return_info)
+
+    async def interpolate(self, start: int | np.ndarray, end: int | np.ndarray, steps: int = 8, *,
+                          model: str = "vae", digit: int | None = None, as_float: bool = False,
+                          timeout: float | None = None, return_info: bool = False) -> Any:
+        request = _calls.interpolate_request(start, end, steps, model, digit, as_float)
+        response = await self._call(self._stub.Interpolate, request, timeout)
         return _calls.answer(_calls.images(response), response, return_info)
+
+    async def latent_grid(self, size: int = 15, span: float = 3.0, *, digit: int | None = None,
+                          as_float: bool = False, timeout: float | None = None, return_info: bool = False) -> Any:
+        request = _calls.latent_grid_request(size, span, digit, as_float)
+        response = await self._call(self._stub.LatentGrid, request, timeout)
+        return _calls.answer(_calls.grid_images(response, size), response, return_info)
+
+    async def reconstruct(self, images: np.ndarray, *, as_float: bool = False, timeout: float | None = None,
+                          return_info: bool = False) -> Any:
+        response = await self._call(self._stub.Reconstruct, _calls.reconstruct_request(images, as_float), timeout)
+        return _calls.answer(_calls.images(response), response, return_info)
+
+    async def restyle(self, images: np.ndarray, digit: int, *, source_digits: Sequence[int] | None = None,
+                      as_float: bool = False, timeout: float | None = None, return_info: bool = False) -> Any:
+        request = _calls.restyle_request(images, digit, source_digits, as_float)
+        response = await self._call(self._stub.Restyle, request, timeout)
+        return _calls.answer(_calls.images(response), response, return_info)
+
+    async def classify(self, images: np.ndarray, *, version: int = 0, timeout: float | None = None,
+                       return_info: bool = False) -> Any:
+        response = await self._call(self._stub.Classify, _calls.classify_request(images, version), timeout)
+        return _calls.answer(_calls.classified(response), response, return_info)
 
     async def encode(self, images: np.ndarray, seed: int | None = None, *, with_z: bool = False, version: int = 0,
                      timeout: float | None = None, return_info: bool = False) -> Any:

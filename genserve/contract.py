@@ -81,6 +81,35 @@ CONTRACTS: dict[str, ModelContract] = {c.name: c for c in (
 )}
 
 
+# Each role's contract: what a model must take and give for genserve.v1 to use it that way.
+ROLES: dict[str, ModelContract] = {c.role: c for c in CONTRACTS.values()}
+
+
+class ContractError(ValueError):
+    """A manifest's role or tensors break the contract of its role."""
+
+
+def declared_contract(name: str, manifest: dict) -> ModelContract | None:
+    """The contract a version's manifest declares: its role's, whose tensors the manifest
+    must list as they are. A manifest without a role takes its model name's contract when
+    genserve knows the name; None: no role, a model for the Open Inference Protocol alone."""
+    role = manifest.get("role")
+    if role is None:
+        return CONTRACTS.get(name)
+    if not isinstance(role, str) or role not in ROLES:
+        raise ContractError(f"role {role!r} is not one genserve knows; use one of {', '.join(sorted(ROLES))}")
+    template = ROLES[role]
+    for kind, specs in (("inputs", template.inputs), ("outputs", template.outputs)):
+        declared = manifest.get(kind)
+        wanted = [s.as_dict() for s in specs]
+        strip = lambda tensors: [{k: t.get(k) for k in ("name", "dtype", "shape")} for t in tensors]  # noqa: E731
+        if not isinstance(declared, list) or not all(isinstance(t, dict) for t in declared) \
+                or strip(declared) != strip(wanted):
+            spell = ", ".join(f"{t['name']} {t['dtype']} [{','.join(map(str, t['shape']))}]" for t in wanted)
+            raise ContractError(f"{kind} must be {spell} for the role {role}")
+    return ModelContract(name, role, template.inputs, template.outputs)
+
+
 def random_input(spec: TensorSpec, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` rows of well-formed values for ``spec``: pixels uniform in [0, 1], digits
     uniform over 0-9, noise and latents standard normal."""

@@ -1,4 +1,4 @@
-"""onnxruntime sessions for the model repository, and the four operations on
+"""onnxruntime sessions for the model repository, and genserve.v1's operations on
 numpy arrays. Knows numpy and onnxruntime, not gRPC."""
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import onnxruntime as ort
 from numpy.random import PCG64, Generator
 from prometheus_client import Histogram
 
-from genserve.contract import CONTRACTS, ONNX_TYPES, mismatch
+from genserve.contract import (CONTRACTS, ONNX_TYPES, ContractError, ModelContract, declared_contract, mismatch,
+                               random_input)
 from genserve.pixels import to_pixels
 from genserve.repository import ModelVersion, read_version, version_folders
 
 from .batcher import Batcher
-from .errors import ModelNotFound, StartupError
+from .errors import FailedPrecondition, ModelNotFound, StartupError
 from .metrics import Metrics
 from .pixels import Images
 from .settings import PROVIDER_NAMES, Settings
@@ -32,9 +33,8 @@ from .settings import PROVIDER_NAMES, Settings
 log = logging.getLogger(__name__)
 
 REQUIRED = ("vae_encoder", "vae_decoder", "gan_generator", "dae")
-SAMPLERS = {"gan": "gan_generator", "vae": "vae_decoder"}  # their inputs are noise [N, *item shape]
-# Models whose one output is images: their runs also give the uint8 pixels (see _run).
-IMAGE_MODELS = frozenset(name for name, c in CONTRACTS.items() if [o.name for o in c.outputs] == ["image"])
+# Roles whose one output is images: their runs also give the uint8 pixels (see _run).
+IMAGE_ROLES = frozenset({"sampler", "conditional_sampler", "decoder", "conditional_decoder", "denoiser"})
 WARM_UP_ROWS = (1, 16)  # batch sizes each session runs, and whose outputs are checked, before serving
 # The event loop's runs of at least this many rows use two intra-op threads (wide_session).
 WIDE_ROWS = 8
@@ -62,6 +62,8 @@ def choose_providers(wanted: tuple[str, ...]) -> list[str]:
 @dataclass
 class LoadedModel:
     version: ModelVersion
+    # What its manifest declares (genserve.contract); None: served over the Open Inference Protocol alone.
+    contract: ModelContract | None
     # Intra-op threads as set, for the runs the batcher hands to threads; onnxruntime lets
     # the instances run one session at once.
     session: ort.InferenceSession
@@ -89,9 +91,30 @@ class LoadedModel:
             return self.wide_session
         return self.short_session
 
+    @property
+    def role(self) -> str:
+        return self.contract.role if self.contract is not None else ""
+
     @functools.cached_property
-    def input_name(self) -> str:
-        return self.session.get_inputs()[0].name
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(node.name for node in self.session.get_inputs())
+
+    def rows(self, *arrays: np.ndarray) -> np.ndarray:
+        """The model's inputs, in its input order, as the rows its batcher queues: the one
+        array itself, or one structured array whose fields are the inputs, which the batcher
+        concatenates and slices as it does plain rows."""
+        if len(arrays) == 1:
+            return arrays[0]
+        rows = np.empty(len(arrays[0]), [(name, a.dtype, a.shape[1:]) for name, a in zip(self.input_names, arrays)])
+        for name, array in zip(self.input_names, arrays):
+            rows[name] = array
+        return rows
+
+    def feeds(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """onnxruntime's inputs for ``rows`` (see ``rows``)."""
+        if rows.dtype.names is None:
+            return {self.input_names[0]: rows}
+        return {name: np.ascontiguousarray(rows[name]) for name in rows.dtype.names}
 
     @property
     def output_names(self) -> list[str]:
@@ -151,8 +174,18 @@ class Engine:
 
     def _load(self, version: ModelVersion) -> LoadedModel:
         name, providers, threads = version.name, self._providers, self.settings.threads_per_run
+        try:
+            contract = declared_contract(name, version.manifest)
+        except ContractError as exc:
+            raise StartupError(f"{version.path.parent / 'manifest.json'}: {exc}") from None
+        known = CONTRACTS.get(name)  # a name genserve.v1 calls keeps its role
+        if known is not None and contract.role != known.role:
+            raise StartupError(f"{version.path}: does not match {name}'s contract: its manifest gives it the role "
+                               f"{contract.role}; {name} is the {known.role}")
         session = self._session(version, threads)
-        _check_contract(name, session, version.path)
+        _check_contract(name, contract, session, version.path)
+        if name in self.models:
+            _check_same_tensors(self.models[name], session, version.path)
         provider = session.get_providers()[0]
         if provider != providers[0]:
             log.warning("%s: %s did not load; running on %s", name, providers[0], provider)
@@ -163,7 +196,7 @@ class Engine:
             wide_session = self._session(version, 2)
         else:
             wide_session = None
-        model = LoadedModel(version, session, provider, short_session, wide_session,
+        model = LoadedModel(version, contract, session, provider, short_session, wide_session,
                             inference_seconds=self.metrics.inference_seconds.labels(name),
                             batch_size=self.metrics.batch_size.labels(name))
         try:
@@ -228,15 +261,17 @@ class Engine:
     def _warm_up(self, model: LoadedModel) -> None:
         """Runs every session on inputs within the contract's ranges and checks that each
         output has a row per input row, its item shape, and values within its range."""
-        contract = CONTRACTS.get(model.name)
-        node = model.session.get_inputs()[0]
-        unit = contract is not None and contract.inputs[0].high == 1.0  # pixels in [0, 1]; else noise or latents
+        contract = model.contract
         rng = np.random.default_rng(0)
         for session in {model.session, model.short_session, model.wide_session} - {None}:
             for n in WARM_UP_ROWS:
-                shape = (n, *node.shape[1:])
-                rows = rng.random(shape, dtype=np.float32) if unit else rng.standard_normal(shape, dtype=np.float32)
-                for i, (out, array) in enumerate(zip(session.get_outputs(), session.run(None, {node.name: rows}))):
+                if contract is not None:
+                    feeds = {spec.name: random_input(spec, n, rng) for spec in contract.inputs}
+                else:  # standard normal floats; zeros for integers, which are often indices
+                    feeds = {node.name: (np.zeros((n, *node.shape[1:]), np.int64) if node.type == ONNX_TYPES["int64"]
+                                         else rng.standard_normal((n, *node.shape[1:]), dtype=np.float32))
+                             for node in session.get_inputs()}
+                for i, (out, array) in enumerate(zip(session.get_outputs(), session.run(None, feeds))):
                     want = (n, *out.shape[1:])
                     if array.shape != want:
                         raise ValueError(f"output {out.name} has shape {list(array.shape)} for {n} rows; "
@@ -248,8 +283,11 @@ class Engine:
                         raise ValueError(f"output {out.name} holds values in [{array.min():.4g}, {array.max():.4g}], "
                                          f"outside [{spec.low:g}, {spec.high:g}]")
 
-    def model(self, name: str, version: int = 0) -> LoadedModel:
-        """The served ``version`` of a model; 0: the newest."""
+    def model(self, name: str, version: int = 0, role: str | None = None) -> LoadedModel:
+        """The served ``version`` of a model; 0: the newest. With ``role``, a genserve.v1
+        operation's model (whose role ``_load`` has checked): missing, a FailedPrecondition."""
+        if role is not None and name not in self.models:
+            raise FailedPrecondition(f"{name}: not in the model repository; this call needs it as the {role}")
         if name not in self.models:
             raise ModelNotFound(f"model {name!r} is not loaded")
         if not version:
@@ -267,10 +305,10 @@ class Engine:
         run has one: per call on the event loop they would cost a small request more than
         its share of the run."""
         started = time.perf_counter()
-        outputs = session.run(None, {model.input_name: rows})
+        outputs = session.run(None, model.feeds(rows))
         model.inference_seconds.observe(time.perf_counter() - started)
         model.batch_size.observe(len(rows))
-        if model.name in IMAGE_MODELS:
+        if model.role in IMAGE_ROLES:
             outputs.append(to_pixels(outputs[0]))
         return outputs
 
@@ -289,8 +327,9 @@ class Engine:
             for model in versions.values():
                 await model.batcher.close()
 
-    # The four operations, each on the model version its call resolved. Images come in as
+    # The operations, each on the model version its call resolved. Images come in as
     # float32 [N,1,28,28] in [0,1] and go out as Images: those floats and their uint8 pixels.
+    # Digits come in as int64 [N] in 0-9.
 
     async def encode(self, model: LoadedModel, images: np.ndarray, seed: int, deadline: float | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -301,33 +340,71 @@ class Engine:
     async def decode(self, model: LoadedModel, z: np.ndarray, deadline: float | None = None) -> Images:
         return Images(*await self.infer(model, z, deadline))
 
-    async def sample(self, model: LoadedModel, n: int, seed: int, deadline: float | None = None) -> Images:
-        """``n`` images from a sampler (SAMPLERS), from seeded standard-normal noise."""
-        item_shape = CONTRACTS[model.name].inputs[0].item_shape
-        return Images(*await self.infer(model, _noise(seed, (n, *item_shape)), deadline))
+    async def sample(self, model: LoadedModel, n: int, seed: int, deadline: float | None = None,
+                     digits: np.ndarray | None = None) -> tuple[Images, np.ndarray]:
+        """``n`` images from a sampler or decoder (conditional ones given ``digits``) and the
+        latents behind them: seeded standard-normal noise, the same for any digits."""
+        latents = seed_latents(model, seed, n)
+        return await self.generate(model, latents, digits, deadline), latents
+
+    async def generate(self, model: LoadedModel, latents: np.ndarray, digits: np.ndarray | None = None,
+                       deadline: float | None = None) -> Images:
+        """Images from latents through a sampler or decoder, conditional ones given ``digits``."""
+        rows = latents if digits is None else model.rows(latents, digits)
+        return Images(*await self.infer(model, rows, deadline))
+
+    async def encode_means(self, model: LoadedModel, images: np.ndarray, digits: np.ndarray | None = None,
+                           deadline: float | None = None) -> np.ndarray:
+        """The posterior means of images through an encoder, conditional ones given ``digits``."""
+        rows = images if digits is None else model.rows(images, digits)
+        return (await self.infer(model, rows, deadline))[0]
+
+    async def classify(self, model: LoadedModel, images: np.ndarray, deadline: float | None = None
+                       ) -> np.ndarray:
+        """P(digit | image), float32 [N,10], from the classifier's logits."""
+        logits = (await self.infer(model, images, deadline))[0].astype(np.float64)
+        exp = np.exp(logits - logits.max(1, keepdims=True))
+        return (exp / exp.sum(1, keepdims=True)).astype(np.float32)
 
     async def denoise(self, model: LoadedModel, images: np.ndarray, deadline: float | None = None) -> Images:
         return Images(*await self.infer(model, images, deadline))
 
 
-def _check_contract(name: str, session: ort.InferenceSession, path: Path) -> None:
-    """A model genserve knows must keep its contract (genserve.contract); any other is
-    served over the Open Inference Protocol alone, and must have one float32 input and
-    float32 outputs, each with the batch axis first and fixed sizes after it."""
+def _check_contract(name: str, contract: ModelContract | None, session: ort.InferenceSession, path: Path) -> None:
+    """A model with a role must keep its role's contract (genserve.contract); any other is
+    served over the Open Inference Protocol alone, and must have inputs and outputs of
+    float32 or int64 (outputs float32), each with the batch axis first and fixed sizes after it."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if name in CONTRACTS:
-        problem = mismatch(CONTRACTS[name], inputs, outputs)
+    if contract is not None:
+        problem = mismatch(contract, inputs, outputs)
     else:
         problem = None
-        if len(inputs) != 1 or not outputs:
-            problem = f"one input and at least one output, it has {len(inputs)} and {len(outputs)}"
+        if not inputs or not outputs:
+            problem = f"at least one input and one output, it has {len(inputs)} and {len(outputs)}"
         for node in (*inputs, *outputs):
             shape = list(node.shape)
-            if (node.type != ONNX_TYPES["float32"] or not shape or isinstance(shape[0], int)
+            types = ONNX_TYPES.values() if node in inputs else (ONNX_TYPES["float32"],)
+            if (node.type not in types or not shape or isinstance(shape[0], int)
                     or not all(isinstance(d, int) and d > 0 for d in shape[1:])):
-                problem = problem or f"{node.name} must be float32 [N, fixed sizes]; it is {node.type} {shape}"
+                kinds = "float32 or int64" if node in inputs else "float32"
+                problem = problem or f"{node.name} must be {kinds} [N, fixed sizes]; it is {node.type} {shape}"
     if problem:
         raise StartupError(f"{path}: does not match {name}'s contract: {problem}")
+
+
+def _check_same_tensors(served: LoadedModel, session: ort.InferenceSession, path: Path) -> None:
+    """A new version must take and give what the version it joins does."""
+    def spell(s: ort.InferenceSession) -> list:
+        return [(n.name, n.type, [d if isinstance(d, int) else "N" for d in n.shape])
+                for n in (*s.get_inputs(), *s.get_outputs())]
+    if spell(session) != spell(served.session):
+        raise StartupError(f"{path}: its tensors differ from those of {served.name} version "
+                           f"{served.version.version}: {spell(session)} against {spell(served.session)}")
+
+
+def seed_latents(model: LoadedModel, seed: int, n: int) -> np.ndarray:
+    """The latents Sample draws from ``seed`` for ``n`` images of a sampler or decoder."""
+    return _noise(seed, (n, *model.contract.inputs[0].item_shape))
 
 
 def _noise(seed: int, shape: tuple[int, ...]) -> np.ndarray:

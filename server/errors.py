@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from genserve.repository import RepositoryError
 
-__all__ = ["GenserveError", "InvalidArgument", "ModelNotFound", "NotReady", "DeadlineExceeded",
+__all__ = ["GenserveError", "InvalidArgument", "ModelNotFound", "FailedPrecondition", "NotReady", "DeadlineExceeded",
            "QueueFull", "AnswerTooLarge", "Overloaded", "StartupError", "RepositoryError", "quoted"]
 
 
@@ -21,6 +21,10 @@ class InvalidArgument(GenserveError):
 
 class ModelNotFound(GenserveError):
     """The request names a model or version the server does not have."""
+
+
+class FailedPrecondition(GenserveError):
+    """The call needs a model the repository does not hold in the role the call needs."""
 
 
 class NotReady(GenserveError):

@@ -9,8 +9,8 @@ import time
 
 import grpc
 
-from .errors import (AnswerTooLarge, DeadlineExceeded, GenserveError, InvalidArgument, ModelNotFound, NotReady,
-                     Overloaded, QueueFull)
+from .errors import (AnswerTooLarge, DeadlineExceeded, FailedPrecondition, GenserveError, InvalidArgument,
+                     ModelNotFound, NotReady, Overloaded, QueueFull)
 from .logs import ACCESS, call_id, request_id
 from .metrics import Metrics
 from .servicer import current_model, current_version
@@ -21,6 +21,7 @@ access = logging.getLogger(ACCESS)
 STATUS = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     NotReady: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,

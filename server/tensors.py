@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from genserve.codec import DTYPES, to_tensor
+from genserve.contract import DIGITS
 from genserve.v1 import generative_pb2 as pb
 
 from .errors import InvalidArgument
@@ -58,6 +59,46 @@ def latents_from_proto(tensor: pb.Tensor, field: str, max_batch: int) -> np.ndar
     array = _array(tensor, field, max_batch, (pb.DATA_TYPE_FLOAT32,), ((2,),), "[N,2]")
     check_latents(array, f"{field}.data")
     return np.ascontiguousarray(array, np.float32)
+
+
+def image_from_proto(tensor: pb.Tensor, field: str) -> np.ndarray:
+    """One image, uint8 [28,28] or float32 [28,28] / [1,28,28] -> float32 [1,1,28,28]."""
+    if not tensor.ListFields():
+        raise InvalidArgument(f"{field}: required")
+    if tuple(tensor.shape) not in ((28, 28), (1, 28, 28)):
+        shape = list(tensor.shape)[:MAX_RANK + 1]
+        raise InvalidArgument(f"{field}.shape: one image is [28,28] or [1,28,28], got {shape}")
+    batch = pb.Tensor(dtype=tensor.dtype, shape=[1, *tensor.shape], data=tensor.data)
+    return images_from_proto(batch, field, 1)
+
+
+def latent_from_proto(tensor: pb.Tensor, field: str, size: int) -> np.ndarray:
+    """One latent vector: float32 [size], finite and within +-MAX_LATENT."""
+    if not tensor.ListFields():
+        raise InvalidArgument(f"{field}: required")
+    if tuple(tensor.shape) != (size,):
+        raise InvalidArgument(f"{field}.shape: must be [{size}], got {list(tensor.shape)[:MAX_RANK + 1]}")
+    batch = pb.Tensor(dtype=tensor.dtype, shape=[1, size], data=tensor.data)
+    array = _array(batch, field, 1, (pb.DATA_TYPE_FLOAT32,), ((size,),), f"[{size}]")
+    check_latents(array, f"{field}.data")
+    return np.ascontiguousarray(array[0], np.float32)
+
+
+def digit(value: int, field: str) -> int:
+    if not 0 <= value < DIGITS:
+        raise InvalidArgument(f"{field}: a digit is 0-{DIGITS - 1}, got {value}")
+    return value
+
+
+def digits(values, field: str, n: int) -> np.ndarray:
+    """int64 [n] from exactly ``n`` digits."""
+    if len(values) != n:
+        raise InvalidArgument(f"{field}: {len(values):,} digits for {n} images; give one per image")
+    array = np.asarray(values, np.int64)
+    bad = np.flatnonzero((array < 0) | (array >= DIGITS))
+    if len(bad):
+        raise InvalidArgument(f"{field}[{bad[0]}]: a digit is 0-{DIGITS - 1}, got {array[bad[0]]}")
+    return array
 
 
 def check_pixels(array: np.ndarray, where: str) -> None:

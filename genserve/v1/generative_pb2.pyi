@@ -69,18 +69,100 @@ class DecodeRequest(_message.Message):
     def __init__(self, z: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class SampleRequest(_message.Message):
-    __slots__ = ("n", "model", "seed", "image_format", "version")
+    __slots__ = ("n", "model", "seed", "image_format", "version", "digit", "digits", "return_latents")
     N_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIGIT_FIELD_NUMBER: _ClassVar[int]
+    DIGITS_FIELD_NUMBER: _ClassVar[int]
+    RETURN_LATENTS_FIELD_NUMBER: _ClassVar[int]
     n: int
     model: str
     seed: int
     image_format: ImageFormat
     version: int
-    def __init__(self, n: _Optional[int] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
+    digit: int
+    digits: _containers.RepeatedScalarFieldContainer[int]
+    return_latents: bool
+    def __init__(self, n: _Optional[int] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ..., digit: _Optional[int] = ..., digits: _Optional[_Iterable[int]] = ..., return_latents: bool = ...) -> None: ...
+
+class Endpoint(_message.Message):
+    __slots__ = ("image", "latent", "seed")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    LATENT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    image: Tensor
+    latent: Tensor
+    seed: int
+    def __init__(self, image: _Optional[_Union[Tensor, _Mapping]] = ..., latent: _Optional[_Union[Tensor, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class InterpolateRequest(_message.Message):
+    __slots__ = ("model", "start", "end", "steps", "digit", "image_format")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    DIGIT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    start: Endpoint
+    end: Endpoint
+    steps: int
+    digit: int
+    image_format: ImageFormat
+    def __init__(self, model: _Optional[str] = ..., start: _Optional[_Union[Endpoint, _Mapping]] = ..., end: _Optional[_Union[Endpoint, _Mapping]] = ..., steps: _Optional[int] = ..., digit: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+
+class LatentGridRequest(_message.Message):
+    __slots__ = ("size", "span", "digit", "image_format")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
+    DIGIT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    span: float
+    digit: int
+    image_format: ImageFormat
+    def __init__(self, size: _Optional[int] = ..., span: _Optional[float] = ..., digit: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+
+class ReconstructRequest(_message.Message):
+    __slots__ = ("images", "image_format")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    images: Tensor
+    image_format: ImageFormat
+    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+
+class RestyleRequest(_message.Message):
+    __slots__ = ("images", "digit", "source_digits", "image_format")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    DIGIT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_DIGITS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    images: Tensor
+    digit: int
+    source_digits: _containers.RepeatedScalarFieldContainer[int]
+    image_format: ImageFormat
+    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., digit: _Optional[int] = ..., source_digits: _Optional[_Iterable[int]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+
+class ClassifyRequest(_message.Message):
+    __slots__ = ("images", "version")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    images: Tensor
+    version: int
+    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ClassifyResponse(_message.Message):
+    __slots__ = ("probabilities", "digits", "model")
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    DIGITS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    probabilities: Tensor
+    digits: _containers.RepeatedScalarFieldContainer[int]
+    model: ModelRef
+    def __init__(self, probabilities: _Optional[_Union[Tensor, _Mapping]] = ..., digits: _Optional[_Iterable[int]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ...) -> None: ...
 
 class DenoiseRequest(_message.Message):
     __slots__ = ("images", "image_format", "version")
@@ -93,14 +175,16 @@ class DenoiseRequest(_message.Message):
     def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ImagesResponse(_message.Message):
-    __slots__ = ("images", "model", "seed")
+    __slots__ = ("images", "model", "seed", "latents")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    LATENTS_FIELD_NUMBER: _ClassVar[int]
     images: Tensor
     model: ModelRef
     seed: int
-    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...
+    latents: Tensor
+    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., seed: _Optional[int] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class ModelRef(_message.Message):
     __slots__ = ("name", "version")
@@ -127,7 +211,7 @@ class TensorInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "inputs", "outputs", "execution_provider", "sha256", "metrics")
+    __slots__ = ("name", "version", "inputs", "outputs", "execution_provider", "sha256", "metrics", "role")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +219,7 @@ class ModelInfo(_message.Message):
     EXECUTION_PROVIDER_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     inputs: _containers.RepeatedCompositeFieldContainer[TensorInfo]
@@ -142,7 +227,8 @@ class ModelInfo(_message.Message):
     execution_provider: str
     sha256: str
     metrics: _struct_pb2.Struct
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., execution_provider: _Optional[str] = ..., sha256: _Optional[str] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    role: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., execution_provider: _Optional[str] = ..., sha256: _Optional[str] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., role: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)

@@ -59,6 +59,31 @@ class GenerativeServiceStub(object):
                 request_serializer=genserve_dot_v1_dot_generative__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=genserve_dot_v1_dot_generative__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Interpolate = channel.unary_unary(
+                '/genserve.v1.GenerativeService/Interpolate',
+                request_serializer=genserve_dot_v1_dot_generative__pb2.InterpolateRequest.SerializeToString,
+                response_deserializer=genserve_dot_v1_dot_generative__pb2.ImagesResponse.FromString,
+                _registered_method=True)
+        self.LatentGrid = channel.unary_unary(
+                '/genserve.v1.GenerativeService/LatentGrid',
+                request_serializer=genserve_dot_v1_dot_generative__pb2.LatentGridRequest.SerializeToString,
+                response_deserializer=genserve_dot_v1_dot_generative__pb2.ImagesResponse.FromString,
+                _registered_method=True)
+        self.Reconstruct = channel.unary_unary(
+                '/genserve.v1.GenerativeService/Reconstruct',
+                request_serializer=genserve_dot_v1_dot_generative__pb2.ReconstructRequest.SerializeToString,
+                response_deserializer=genserve_dot_v1_dot_generative__pb2.ImagesResponse.FromString,
+                _registered_method=True)
+        self.Restyle = channel.unary_unary(
+                '/genserve.v1.GenerativeService/Restyle',
+                request_serializer=genserve_dot_v1_dot_generative__pb2.RestyleRequest.SerializeToString,
+                response_deserializer=genserve_dot_v1_dot_generative__pb2.ImagesResponse.FromString,
+                _registered_method=True)
+        self.Classify = channel.unary_unary(
+                '/genserve.v1.GenerativeService/Classify',
+                request_serializer=genserve_dot_v1_dot_generative__pb2.ClassifyRequest.SerializeToString,
+                response_deserializer=genserve_dot_v1_dot_generative__pb2.ClassifyResponse.FromString,
+                _registered_method=True)
 
 
 class GenerativeServiceServicer(object):
@@ -99,6 +124,41 @@ class GenerativeServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Interpolate(self, request, context):
+        """steps images between two endpoints: linear in the VAE's z, spherical in the GAN's noise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LatentGrid(self, request, context):
+        """The VAE decoder over a size x size grid of z: the lecture's manifold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reconstruct(self, request, context):
+        """Images -> the VAE's decoding of their posterior means.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Restyle(self, request, context):
+        """Images -> the same handwriting written as another digit, through the cVAE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Classify(self, request, context):
+        """Images -> the digit classifier's probabilities and digits: P(Y | X).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerativeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +186,31 @@ def add_GenerativeServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=genserve_dot_v1_dot_generative__pb2.ListModelsRequest.FromString,
                     response_serializer=genserve_dot_v1_dot_generative__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Interpolate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Interpolate,
+                    request_deserializer=genserve_dot_v1_dot_generative__pb2.InterpolateRequest.FromString,
+                    response_serializer=genserve_dot_v1_dot_generative__pb2.ImagesResponse.SerializeToString,
+            ),
+            'LatentGrid': grpc.unary_unary_rpc_method_handler(
+                    servicer.LatentGrid,
+                    request_deserializer=genserve_dot_v1_dot_generative__pb2.LatentGridRequest.FromString,
+                    response_serializer=genserve_dot_v1_dot_generative__pb2.ImagesResponse.SerializeToString,
+            ),
+            'Reconstruct': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reconstruct,
+                    request_deserializer=genserve_dot_v1_dot_generative__pb2.ReconstructRequest.FromString,
+                    response_serializer=genserve_dot_v1_dot_generative__pb2.ImagesResponse.SerializeToString,
+            ),
+            'Restyle': grpc.unary_unary_rpc_method_handler(
+                    servicer.Restyle,
+                    request_deserializer=genserve_dot_v1_dot_generative__pb2.RestyleRequest.FromString,
+                    response_serializer=genserve_dot_v1_dot_generative__pb2.ImagesResponse.SerializeToString,
+            ),
+            'Classify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Classify,
+                    request_deserializer=genserve_dot_v1_dot_generative__pb2.ClassifyRequest.FromString,
+                    response_serializer=genserve_dot_v1_dot_generative__pb2.ClassifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +348,141 @@ class GenerativeService(object):
             '/genserve.v1.GenerativeService/ListModels',
             genserve_dot_v1_dot_generative__pb2.ListModelsRequest.SerializeToString,
             genserve_dot_v1_dot_generative__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Interpolate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genserve.v1.GenerativeService/Interpolate',
+            genserve_dot_v1_dot_generative__pb2.InterpolateRequest.SerializeToString,
+            genserve_dot_v1_dot_generative__pb2.ImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LatentGrid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genserve.v1.GenerativeService/LatentGrid',
+            genserve_dot_v1_dot_generative__pb2.LatentGridRequest.SerializeToString,
+            genserve_dot_v1_dot_generative__pb2.ImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reconstruct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genserve.v1.GenerativeService/Reconstruct',
+            genserve_dot_v1_dot_generative__pb2.ReconstructRequest.SerializeToString,
+            genserve_dot_v1_dot_generative__pb2.ImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Restyle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genserve.v1.GenerativeService/Restyle',
+            genserve_dot_v1_dot_generative__pb2.RestyleRequest.SerializeToString,
+            genserve_dot_v1_dot_generative__pb2.ImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Classify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genserve.v1.GenerativeService/Classify',
+            genserve_dot_v1_dot_generative__pb2.ClassifyRequest.SerializeToString,
+            genserve_dot_v1_dot_generative__pb2.ClassifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

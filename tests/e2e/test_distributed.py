@@ -41,13 +41,14 @@ def test_two_gloo_processes_stay_in_sync_and_export_once(tmp_path):
     by_model: dict[str, dict[str, str]] = {}
     for model, rank, digest in digests:
         by_model.setdefault(model, {})[rank] = digest
-    assert set(by_model) == {"vae", "gan", "dae", "classifier"}
+    assert set(by_model) == {"vae", "gan", "dae", "classifier", "cvae", "cgan"}
     for model, ranks in by_model.items():
         assert ranks.keys() == {"0", "1"} and ranks["0"] == ranks["1"], (model, ranks)
 
     # One export: version 1 of each model and nothing else; one log line per epoch.
     versions = sorted(str(p.relative_to(repository)) for p in repository.glob("*/*") if p.is_dir())
-    assert versions == ["dae/1", "digit_classifier/1", "gan_generator/1", "vae_decoder/1", "vae_encoder/1"]
-    for model in ("vae", "gan", "dae", "classifier"):
+    assert versions == ["cgan_generator/1", "cvae_decoder/1", "cvae_encoder/1", "dae/1", "digit_classifier/1",
+                        "gan_generator/1", "vae_decoder/1", "vae_encoder/1"]
+    for model in ("vae", "gan", "dae", "classifier", "cvae", "cgan"):
         assert len((run_dir / model / "metrics.jsonl").read_text().splitlines()) == 1
         assert (run_dir / model / "checkpoint.pt").exists()

@@ -1,5 +1,5 @@
 """A tampered model repository under hot reload: manifests of the wrong JSON type or
-nesting, special files, versions that break their model's contract or whose warm-up
+nesting or of a wrong role, special files, versions that break their model's contract or whose warm-up
 answers are wrong, and version folders outside int64. Each is refused once, with its
 reason, while the old versions serve; the models after it still reload; SIGTERM still
 stops the server."""
@@ -91,7 +91,20 @@ def test_every_kind_of_bad_version_is_refused_once_and_the_rest_reload(watched):
     def dev_zero(path):
         path.symlink_to("/dev/zero")
 
+    def manifest_of(model, **changes):
+        manifest = json.loads((repository / model / "1" / "manifest.json").read_text())
+        return json.dumps(manifest | changes)
+
+    cgan_v1, cvae_v1 = repository / "cgan_generator" / "1", repository / "cvae_decoder" / "1"
+    float_digit = json.loads(manifest_of("cvae_decoder"))["inputs"]
+    float_digit[1]["dtype"] = "float32"
     cases = [  # (model, version, how it is published, what the refusal says)
+        ("cgan_generator", "2", dict(source=cgan_v1, manifest=manifest_of("cgan_generator", role="painter")),
+         "role 'painter' is not one genserve knows"),
+        ("cgan_generator", "3", dict(source=cvae_v1, manifest=manifest_of("cvae_decoder")),
+         "does not match cgan_generator's contract: its manifest gives it the role conditional_decoder"),
+        ("cvae_decoder", "2", dict(source=cvae_v1, manifest=manifest_of("cvae_decoder", inputs=float_digit)),
+         "inputs must be z float32 [N,2], digit int64 [N] for the role conditional_decoder"),
         ("dae", "2", dict(source=repository / "dae" / "1", manifest="[]"), "a JSON object, not list"),
         ("digit_classifier", "2", dict(source=repository / "digit_classifier" / "1", manifest=dev_zero),
          "not a regular file"),

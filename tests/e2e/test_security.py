@@ -26,7 +26,7 @@ def _rpcs() -> list[str]:
     ours = [f"/{service.full_name}/{m.name}" for m in service.methods]
     proto = (ROOT / "protos" / "genserve" / "oip" / "inference.proto").read_text()
     oip = [f"/inference.GRPCInferenceService/{name}" for name in re.findall(r"^\s*rpc\s+(\w+)\s*\(", proto, re.M)]
-    assert len(ours) == 5 and len(oip) == 6
+    assert len(ours) == 10 and len(oip) == 6
     return ours + oip
 
 

@@ -166,4 +166,5 @@ def test_reflection_lists_the_services(server):
         assert {"genserve.v1.GenerativeService", "grpc.health.v1.Health"} <= services
         methods = {m.name for m in database.FindFileContainingSymbol("genserve.v1.GenerativeService")
                    .service[0].method}
-        assert methods == {"Encode", "Decode", "Sample", "Denoise", "ListModels"}
+        assert methods == {"Encode", "Decode", "Sample", "Denoise", "ListModels", "Interpolate", "LatentGrid",
+                           "Reconstruct", "Restyle", "Classify"}

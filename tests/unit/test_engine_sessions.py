@@ -4,16 +4,21 @@ loop, two for its batches) give the same bytes as the main one, in process."""
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from genserve.contract import random_input
 from server.engine import WIDE_ROWS, Engine
 from server.metrics import Metrics
 from server.settings import Settings
 
 
+def random_rows(model, n, rng):
+    """``n`` rows of well-formed inputs, as the batcher queues them."""
+    return model.rows(*(random_input(spec, n, rng) for spec in model.contract.inputs))
+
+
 def assert_same_bytes(model, first, second, sizes, rng):
     """Two sessions of ``model`` give the same bytes for the same random batches."""
-    item_shape = model.session.get_inputs()[0].shape[1:]
     for n in sizes:
-        feed = {model.input_name: rng.random((n, *item_shape), dtype=np.float32)}
+        feed = model.feeds(random_rows(model, n, rng))
         for one, other in zip(first.run(None, feed), second.run(None, feed)):
             assert np.array_equal(one, other), f"{model.name} at batch {n}"
 
@@ -28,9 +33,9 @@ def test_short_runs_use_a_one_thread_session_that_gives_the_same_bytes(tiny_repo
         assert_same_bytes(model, model.session, model.short_session, (1, 5, 64), rng)
         # What splitting a batch across instances relies on: the rows' bytes do not
         # depend on the run they are in.
-        rows = rng.random((96, *model.session.get_inputs()[0].shape[1:]), dtype=np.float32)
-        whole = model.session.run(None, {model.input_name: rows})
-        parts = [model.short_session.run(None, {model.input_name: part}) for part in (rows[:48], rows[48:])]
+        rows = random_rows(model, 96, rng)
+        whole = model.session.run(None, model.feeds(rows))
+        parts = [model.short_session.run(None, model.feeds(part)) for part in (rows[:48], rows[48:])]
         for output, *split in zip(whole, *parts):
             assert np.array_equal(output, np.concatenate(split)), f"{name} split in two"
 
