@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = r"listening on [\d.]+:(\d+), metrics on http://[\d.]+:(\d+)"
 READY = "ready: serving"
+HTTP = r"HTTP on https?://[\d.]+:(\d+)"
 
 
 class Process:
@@ -33,6 +34,7 @@ class Process:
         self.lines: list[str] = []
         self.port: int | None = None
         self.metrics_port: int | None = None
+        self.http_port: int | None = None
         self._listening, self._ready = threading.Event(), threading.Event()
 
         def pump():
@@ -46,6 +48,9 @@ class Process:
                     self._listening.set()
                 if re.search(ready, line):
                     self._ready.set()
+                found = re.search(HTTP, line)
+                if found:
+                    self.http_port = int(found[1])
         self._pump = threading.Thread(target=pump, daemon=True)
         self._pump.start()
 
@@ -108,7 +113,8 @@ class ServerProcess(Process):
     def __init__(self, repository: Path | str, *args: str, env: dict | None = None,
                  python: str = sys.executable, cwd: Path = ROOT):
         super().__init__(["-m", "server", "--model-repository", str(repository), "--host", "127.0.0.1",
-                          "--port", "0", "--metrics-host", "127.0.0.1", "--metrics-port", "0", *args],
+                          "--port", "0", "--metrics-host", "127.0.0.1", "--metrics-port", "0",
+                          "--http-port", "0", *args],
                          listening=LISTENING, ready=READY, env=env, python=python, cwd=cwd)
 
     def scrape(self) -> str:

@@ -2,7 +2,7 @@
 # genserve on onnxruntime's CPU execution provider: the server's dependencies only, no torch.
 #
 #   docker build -f deploy/serve-cpu.Dockerfile -t genserve:cpu .
-#   docker run --rm -p 50051:50051 -p 9090:9090 genserve:cpu
+#   docker run --rm -p 50051:50051 -p 8000:8000 -p 9090:9090 genserve:cpu
 #
 # The default model repository is baked in at /models; mount another over it to serve
 # other models: -v "$PWD/models:/models:ro". Every flag of `python -m server` can be set
@@ -28,7 +28,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     GENSERVE_MODEL_REPOSITORY=/models \
     GENSERVE_PROVIDERS=cpu
 USER 10001:10001
-EXPOSE 50051 9090
+EXPOSE 50051 8000 9090
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-m", "server.healthcheck"]
 ENTRYPOINT ["python", "-m", "server"]

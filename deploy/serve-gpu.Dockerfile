@@ -4,7 +4,7 @@
 # onnxruntime. Run with the NVIDIA container toolkit:
 #
 #   docker build -f deploy/serve-gpu.Dockerfile -t genserve:gpu .
-#   docker run --rm --gpus 1 -p 50051:50051 -p 9090:9090 genserve:gpu
+#   docker run --rm --gpus 1 -p 50051:50051 -p 8000:8000 -p 9090:9090 genserve:gpu
 #
 # GENSERVE_PROVIDERS=cuda (set below) refuses to start where CUDA cannot load, rather
 # than serve slowly on the CPU; set it to cuda,cpu to allow the fallback.
@@ -43,7 +43,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     GENSERVE_MODEL_REPOSITORY=/models \
     GENSERVE_PROVIDERS=cuda
 USER 10001:10001
-EXPOSE 50051 9090
+EXPOSE 50051 8000 9090
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-m", "server.healthcheck"]
 ENTRYPOINT ["python", "-m", "server"]

@@ -19,6 +19,7 @@ from genserve.v1 import generative_pb2, generative_pb2_grpc
 
 from .engine import Engine
 from .errors import RepositoryError, StartupError
+from .http import HttpApi, start_http
 from .interceptors import ErrorsAndMetrics
 from .memory import trim_when_idle
 from .metrics import Metrics
@@ -64,6 +65,7 @@ class App:
     servicer: GenerativeServicer
     engine: Engine
     metrics: Metrics
+    http: HttpApi | None = None  # None: --no-http
 
     async def set_health(self, status) -> None:
         for service in ("", SERVICE, OIP_SERVICE):
@@ -98,7 +100,8 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
                  *connection_age(settings)])
     servicer = GenerativeServicer(engine, settings)
     generative_pb2_grpc.add_GenerativeServiceServicer_to_server(servicer, server)
-    inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(engine, settings, servicer), server)
+    inference = InferenceServicer(engine, settings, servicer)
+    inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE, OIP_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -111,7 +114,8 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
     if port == 0:
         raise StartupError(f"cannot listen on {address}: the port is taken or the address is not this "
                            "machine's; choose another --port or --host")
-    return App(server, port, gate, health_servicer, servicer, engine, metrics)
+    http = HttpApi(settings, servicer, inference, gate) if settings.http else None
+    return App(server, port, gate, health_servicer, servicer, engine, metrics, http)
 
 
 async def serve(settings: Settings, worker: int | None = None, on_ready: Callable[[], None] | None = None) -> int:
@@ -130,9 +134,23 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
         metrics_server, _ = start_http_server(settings.metrics_port, settings.metrics_host)
     await app.server.start()
     await app.set_health(NOT_SERVING)
+    http_runner = None
+    if app.http is not None:
+        try:
+            http_runner, http_port = await start_http(app.http, reuse_port=worker is not None)
+        except StartupError as exc:
+            log.error("cannot serve: %s", exc.reason)
+            await app.server.stop(0)
+            if metrics_server is not None:
+                metrics_server.shutdown()
+            return 1
     if metrics_server is not None:
         log.info("listening on %s:%d, metrics on http://%s:%d/metrics", settings.host, app.port,
                  settings.metrics_host, metrics_server.server_port)
+        if http_runner is not None:
+            log.info("HTTP on %s://%s:%d (the Open Inference Protocol's REST API, genserve.v1 as JSON and PNG, "
+                     "the playground at /)", "https" if settings.tls_cert else "http",
+                     settings.http_host or settings.host, http_port)
         log.info("%s", describe(settings))
 
     stop = asyncio.Event()
@@ -145,6 +163,8 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     except (StartupError, RepositoryError) as exc:
         log.error("cannot serve: %s", exc.reason)
         await app.server.stop(0)
+        if http_runner is not None:
+            await http_runner.cleanup()
         if metrics_server is not None:
             metrics_server.shutdown()
         return 1
@@ -173,6 +193,8 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     await asyncio.sleep(max(0.0, min(settings.grace_period, DRAIN_LINGER) - (loop.time() - started)))
     # Only streams such as health watches remain; they end with the server.
     await app.server.stop(0.5)
+    if http_runner is not None:
+        await http_runner.cleanup()
     for task in (watcher, trimmer):
         if task is not None:
             task.cancel()

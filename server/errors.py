@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from genserve.repository import RepositoryError
 
-__all__ = ["GenserveError", "InvalidArgument", "ModelNotFound", "FailedPrecondition", "NotReady", "DeadlineExceeded",
+__all__ = ["GenserveError", "InvalidArgument", "ModelNotFound", "FailedPrecondition", "Internal", "NotReady", "DeadlineExceeded",
            "QueueFull", "AnswerTooLarge", "Overloaded", "StartupError", "RepositoryError", "quoted"]
 
 
@@ -45,6 +45,10 @@ class AnswerTooLarge(GenserveError):
 
 class Overloaded(GenserveError):
     """The server holds its maximum of calls in progress; the caller should retry with backoff."""
+
+
+class Internal(GenserveError):
+    """Something failed that no request should make fail; the server logged the details."""
 
 
 class StartupError(GenserveError):

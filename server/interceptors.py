@@ -9,7 +9,9 @@ import time
 
 import grpc
 
-from .errors import (AnswerTooLarge, DeadlineExceeded, FailedPrecondition, GenserveError, InvalidArgument,
+from typing import Awaitable, Callable, TypeVar
+
+from .errors import (AnswerTooLarge, DeadlineExceeded, FailedPrecondition, GenserveError, Internal, InvalidArgument,
                      ModelNotFound, NotReady, Overloaded, QueueFull)
 from .logs import ACCESS, call_id, request_id
 from .metrics import Metrics
@@ -27,7 +29,9 @@ STATUS = {
     QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     AnswerTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Overloaded: grpc.StatusCode.UNAVAILABLE,
+    Internal: grpc.StatusCode.INTERNAL,
 }
+T = TypeVar("T")
 
 
 class _Malformed:
@@ -57,6 +61,8 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
         # interceptor (app.py puts the bearer-token check before it): what follows it is
         # the method's registered handler, the same for every call.
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._timed: dict[tuple, object] = {}  # label sets -> their series of the duration histogram
+        self._finished: dict[tuple, object] = {}  # label sets -> their series of the requests counter
 
     @property
     def busy(self) -> bool:
@@ -72,6 +78,59 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
             return True
         except asyncio.TimeoutError:
             return False
+
+    async def guard(self, rpc: str, protocol: str, work: Callable[[], Awaitable[T]]) -> T:
+        """``work()`` under the drain and admission gates, counted and timed by method,
+        model and protocol (and logged, with the access log). Raises the domain error a
+        refusal or a failure comes to; an unexpected one is logged and becomes Internal."""
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        self._active += 1
+        self.calls += 1
+        self.metrics.in_flight.inc()
+        try:
+            if self.draining:
+                raise NotReady(f"{rpc}: the server is shutting down; retry on another replica")
+            if self._active > self.max_in_flight:
+                raise Overloaded(f"{rpc}: the server holds its maximum of {self.max_in_flight} calls in "
+                                 "progress; retry with backoff or add replicas")
+            return await work()
+        except GenserveError as exc:
+            code = STATUS[type(exc)]
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED  # the caller went away or its deadline passed
+            raise
+        except grpc.aio.AbortError:
+            code = grpc.StatusCode.UNKNOWN
+            raise
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("%s failed", rpc)
+            raise Internal(f"{rpc}: internal error; the server logged the details") from None
+        finally:
+            self._active -= 1
+            if self._active == 0 and self._idle is not None:
+                self._idle.set()
+            self.metrics.in_flight.dec()
+            model = current_model.get()  # only ever the name of a served model, or ""
+            seconds = time.perf_counter() - started
+            self._series(self._timed, self.metrics.request_seconds, rpc, model, protocol).observe(seconds)
+            self._series(self._finished, self.metrics.requests, rpc, model, code.name, protocol).inc()
+            if self.access_log:
+                version = current_version.get() or None
+                access.info("%s %s v%s %s %.2f ms %s request %s", rpc, model or "-", version or "-", code.name,
+                            seconds * 1e3, protocol, request_id.get(),
+                            extra={"rpc": rpc, "model": model, "version": version, "code": code.name,
+                                   "protocol": protocol, "duration_ms": round(seconds * 1e3, 3)})
+
+    @staticmethod
+    def _series(cache: dict, metric, *labels: str):
+        """A metric's series, looked up once per label set rather than per call."""
+        series = cache.get(labels)
+        if series is None:
+            series = cache[labels] = metric.labels(*labels)
+        return series
 
     async def intercept_service(self, continuation, details):
         wrapped = self._wrapped.get(details.method)
@@ -94,69 +153,22 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                 return parse(data)
             except Exception:  # protobuf's DecodeError, or anything else a bad buffer raises
                 return _Malformed(len(data))
-        timed = {}  # model -> its series of the duration histogram, looked up once
 
-        def observe(model: str, seconds: float) -> None:
-            series = timed.get(model)
-            if series is None:
-                series = timed[model] = self.metrics.request_seconds.labels(rpc, model)
-            series.observe(seconds)
-        finished = {}  # (model, code) -> its series of the requests counter, looked up once
-
-        def count(model: str, code: grpc.StatusCode) -> None:
-            series = finished.get((model, code))
-            if series is None:
-                series = finished[model, code] = self.metrics.requests.labels(rpc, model, code.name)
-            series.inc()
+        async def call(request, context):
+            if isinstance(request, _Malformed):
+                raise InvalidArgument(f"request: {request.size:,} bytes that are not a {message} message")
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceeded(f"{rpc}: the deadline passed before the call started")
+            return await inner(request, context)
 
         async def wrapper(request, context):
-            started = time.perf_counter()
             if self.request_ids:
                 request_id.set(call_id(context.invocation_metadata()))
-            code = grpc.StatusCode.OK
-            self._active += 1
-            self.calls += 1
-            self.metrics.in_flight.inc()
             try:
-                if self.draining:
-                    raise NotReady(f"{rpc}: the server is shutting down; retry on another replica")
-                if self._active > self.max_in_flight:
-                    raise Overloaded(f"{rpc}: the server holds its maximum of {self.max_in_flight} calls in "
-                                     "progress; retry with backoff or add replicas")
-                if isinstance(request, _Malformed):
-                    raise InvalidArgument(f"request: {request.size:,} bytes that are not a {message} message")
-                remaining = context.time_remaining()
-                if remaining is not None and remaining <= 0:
-                    raise DeadlineExceeded(f"{rpc}: the deadline passed before the call started")
-                return await inner(request, context)
+                return await self.guard(rpc, "grpc", lambda: call(request, context))
             except GenserveError as exc:
-                code = STATUS[type(exc)]
-                await context.abort(code, exc.reason)
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED  # the caller went away or its deadline passed
-                raise
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except Exception:
-                code = grpc.StatusCode.INTERNAL
-                log.exception("%s failed", method)
-                await context.abort(code, f"{rpc}: internal error; the server logged the details")
-            finally:
-                self._active -= 1
-                if self._active == 0 and self._idle is not None:
-                    self._idle.set()
-                self.metrics.in_flight.dec()
-                model = current_model.get()  # only ever the name of a served model, or ""
-                seconds = time.perf_counter() - started
-                observe(model, seconds)
-                count(model, code)
-                if self.access_log:
-                    version = current_version.get() or None
-                    access.info("%s %s v%s %s %.2f ms request %s", rpc, model or "-", version or "-", code.name,
-                                seconds * 1e3, request_id.get(),
-                                extra={"rpc": rpc, "model": model, "version": version, "code": code.name,
-                                       "duration_ms": round(seconds * 1e3, 3)})
+                await context.abort(STATUS[type(exc)], exc.reason)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapper, request_deserializer=deserialize if parse is not None else None,

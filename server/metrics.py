@@ -14,12 +14,13 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry):
         self.registry = registry
         self.requests = Counter(
-            "genserve_requests", "Finished gRPC requests by method, model and status code.",
-            ["rpc", "model", "code"], registry=registry)
+            "genserve_requests", "Finished requests by method, model, status code (gRPC's names, over HTTP "
+            "too) and protocol (grpc or http).",
+            ["rpc", "model", "code", "protocol"], registry=registry)
         self.request_seconds = Histogram(
             "genserve_request_duration_seconds", "Time from receiving a request to answering it, by method and "
-            "by the served model it ran on (empty before one was resolved).",
-            ["rpc", "model"], buckets=LATENCY_BUCKETS, registry=registry)
+            "by the served model it ran on (empty before one was resolved), and by protocol.",
+            ["rpc", "model", "protocol"], buckets=LATENCY_BUCKETS, registry=registry)
         self.inference_seconds = Histogram(
             "genserve_inference_duration_seconds", "Time of one onnxruntime run.",
             ["model"], buckets=LATENCY_BUCKETS, registry=registry)

@@ -75,6 +75,13 @@ def read_tokens(path: Path) -> tuple[bytes, ...]:
     return tokens
 
 
+def valid_token(presented: bytes, tokens: tuple[bytes, ...]) -> bool:
+    """Whether ``presented`` is one of ``tokens``: compared against every one, without
+    stopping at a match, in constant time each."""
+    matches = [hmac.compare_digest(presented, token) for token in tokens]
+    return any(matches)
+
+
 class BearerTokens(grpc.aio.ServerInterceptor):
     """Refuses any call without a valid bearer token with UNAUTHENTICATED before it
     reaches a service. The health service stays open when ``open_health`` is set, so
@@ -90,9 +97,7 @@ class BearerTokens(grpc.aio.ServerInterceptor):
         self._methods = methods
 
     def _valid(self, presented: bytes) -> bool:
-        # Compare against every token, without stopping at a match, in constant time each.
-        matches = [hmac.compare_digest(presented, token) for token in self._tokens]
-        return any(matches)
+        return valid_token(presented, self._tokens)
 
     def _check(self, details) -> str | None:
         """None when the call may go on; otherwise why not."""

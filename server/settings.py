@@ -24,6 +24,9 @@ class Settings:
     port: int = 50051
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9090
+    http: bool = True
+    http_host: str | None = None  # None: --host's
+    http_port: int = 8000
     providers: tuple[str, ...] = ("cuda", "cpu")
     intra_op_threads: int = 0
     instances: int = 0
@@ -219,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metrics listen address [GENSERVE_METRICS_HOST]")
     p.add_argument("--metrics-port", type=port, default=_env("METRICS_PORT", d.metrics_port),
                    help="Prometheus /metrics port; 0 picks a free one [GENSERVE_METRICS_PORT]")
+    p.add_argument("--http", action=argparse.BooleanOptionalAction, default=_switch(p, "HTTP", d.http),
+                   help="serve HTTP too: the Open Inference Protocol's REST API, genserve.v1 as JSON and PNG, "
+                        "and the playground page at / [GENSERVE_HTTP]")
+    p.add_argument("--http-host", default=_env("HTTP_HOST", d.http_host),
+                   help="HTTP listen address; default: --host's [GENSERVE_HTTP_HOST]")
+    p.add_argument("--http-port", type=port, default=_env("HTTP_PORT", d.http_port),
+                   help="HTTP port; 0 picks a free one [GENSERVE_HTTP_PORT]")
     p.add_argument("--providers", type=_providers, default=_env("PROVIDERS", ",".join(d.providers)),
                    help="onnxruntime execution providers in order of preference: cuda,cpu falls back to "
                         "the CPU where CUDA cannot load; cuda alone refuses to start without it "

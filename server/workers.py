@@ -54,12 +54,17 @@ def run_workers(settings: Settings) -> int:
 
     if settings.port == 0:
         settings = replace(settings, port=_free_port(settings.host))
+    if settings.http and settings.http_port == 0:
+        settings = replace(settings, http_port=_free_port(settings.http_host or settings.host))
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=metrics_dir)
     metrics_server, _ = start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)
     log.info("listening on %s:%d, metrics on http://%s:%d/metrics", settings.host, settings.port,
              settings.metrics_host, metrics_server.server_port)
     log.info("%s", describe(settings))
+    if settings.http:
+        log.info("HTTP on %s://%s:%d", "https" if settings.tls_cert else "http", settings.http_host or settings.host,
+                 settings.http_port)
     log.info("starting %d workers, each running %d model instances of %d onnxruntime threads",
              settings.workers, settings.model_instances, settings.threads_per_run)
 

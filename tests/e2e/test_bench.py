@@ -23,6 +23,12 @@ def test_throughput_quick(tiny_repository):
     assert "Sample gan n=1 c=1: p50" in out and "after idle gaps" in out and ", 0 errors" in out
 
 
+def test_http_quick(tiny_repository):
+    out = run_bench("bench.http", "--quick", "--model-repository", str(tiny_repository))
+    rows = [line for line in out.splitlines() if line.startswith("| vae_decoder") or line.startswith("| gan_generator")]
+    assert len(rows) == 8 and "server exit status 0" in out, out  # 2 models x batch (1, 64) x callers (1, 16)
+
+
 def test_memory_quick(tiny_repository):
     out = run_bench("bench.memory", "--requests", "1500", "--points", "1", "--burst", "10", "--rows", "64",
                     "--model-repository", str(tiny_repository))

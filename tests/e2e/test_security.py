@@ -240,3 +240,45 @@ def test_made_up_methods_create_no_metric_series(tls_server, pki):
     assert after[("unknown", "missing")] - before.get(("unknown", "missing"), 0) == 300
     known = {method.rsplit("/", 1)[1] for method in _rpcs()} | {"ServerReflectionInfo", "Check", "List", "Watch"}
     assert {rpc for rpc, _ in after} <= known | {"unknown"}
+
+
+def _https(server, path, context, token=None):
+    """(status, JSON body) of one HTTPS call."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"https://localhost:{server.http_port}{path}",
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_https_with_the_same_certificate_and_token(tls_server, pki):
+    import ssl
+    import urllib.error
+
+    trusting = ssl.create_default_context(cafile=str(pki.ca))
+    assert _https(tls_server, "/v2/health/ready", trusting)[0] == 200  # health open, as over gRPC
+    status, body = _https(tls_server, "/v2/models/dae", trusting)
+    assert status == 401 and "missing bearer token" in body["error"]
+    assert _https(tls_server, "/v2/models/dae", trusting, TOKEN)[0] == 200
+    with pytest.raises(urllib.error.URLError):  # a client that does not trust the CA
+        _https(tls_server, "/v2/health/ready", ssl.create_default_context(cafile=str(pki.rogue_ca)))
+
+
+def test_https_with_mutual_tls_needs_a_client_certificate(mtls_server, pki):
+    import ssl
+    import urllib.error
+
+    anonymous = ssl.create_default_context(cafile=str(pki.ca))
+    with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
+        _https(mtls_server, "/v2/health/ready", anonymous)
+    known = ssl.create_default_context(cafile=str(pki.ca))
+    known.load_cert_chain(pki.client.cert, pki.client.key)
+    status, body = _https(mtls_server, "/v2/health/ready", known)  # --auth-health: health needs the token too
+    assert status == 401
+    assert _https(mtls_server, "/v2/health/ready", known, TOKEN)[0] == 200

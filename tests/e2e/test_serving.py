@@ -121,8 +121,8 @@ def test_metrics(client, server):
     with pytest.raises(GenserveError):
         client.sample_digits(n=0)
     text = _scrape(server)
-    assert 'genserve_requests_total{code="OK",model="gan_generator",rpc="Sample"}' in text
-    assert 'genserve_requests_total{code="INVALID_ARGUMENT",model="",rpc="Sample"}' in text
+    assert 'genserve_requests_total{code="OK",model="gan_generator",protocol="grpc",rpc="Sample"}' in text
+    assert 'genserve_requests_total{code="INVALID_ARGUMENT",model="",protocol="grpc",rpc="Sample"}' in text
     for name in ("genserve_request_duration_seconds_bucket{", 'genserve_inference_duration_seconds_bucket{',
                  'genserve_batch_size_bucket{', "genserve_requests_in_flight ", "genserve_ready 1.0"):
         assert name in text, name

@@ -76,3 +76,17 @@ def test_a_cpu_limit_set_above_the_processs_own_cgroup_counts_too(tmp_path):
     (tmp_path / "kubepods" / "pod1" / "app" / "cpu.max").write_text("max 100000\n")
     (tmp_path / "cgroup").write_text("0::/kubepods/pod1/app\n")
     assert server.settings.cpu_quota(tmp_path / "cgroup", tmp_path) == 1.0
+
+
+def test_http_port_host_and_switch_by_flag_or_variable(monkeypatch):
+    default = server.settings.parse([])
+    assert default.http and default.http_port == 8000 and default.http_host is None
+    assert not server.settings.parse(["--no-http"]).http
+    assert server.settings.parse(["--http-port", "0", "--http-host", "127.0.0.1"]).http_port == 0
+    monkeypatch.setenv("GENSERVE_HTTP_PORT", "8080")
+    monkeypatch.setenv("GENSERVE_HTTP_HOST", "::1")
+    monkeypatch.setenv("GENSERVE_HTTP", "off")
+    settings = server.settings.parse([])
+    assert (settings.http, settings.http_port, settings.http_host) == (False, 8080, "::1")
+    with pytest.raises(SystemExit):
+        server.settings.parse(["--http-port", "70000"])
