@@ -9,7 +9,6 @@ errors and metrics are those of gRPC; only the wire format is HTTP's.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
@@ -24,7 +23,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from genserve.oip import inference_pb2 as oip
-from genserve.pixels import TILE, tile
+from genserve.png import decode_grid, encode_grid
 from genserve.v1 import generative_pb2 as pb
 
 from .errors import (AnswerTooLarge, DeadlineExceeded, FailedPrecondition, GenserveError, Internal, InvalidArgument,
@@ -70,6 +69,9 @@ class HttpApi:
         self.gate = gate
         self.tokens = read_tokens(settings.auth_token_file) if settings.auth_token_file else None
         self.context = _Context()
+        # Routes open without a token: the page and, unless --auth-health, the health routes.
+        self.open_paths = {"/"} | (set() if settings.auth_health else {"/v2/health/live", "/v2/health/ready"})
+        self.page = resources.files("server").joinpath(PLAYGROUND).read_text()
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_message_bytes,
@@ -115,8 +117,7 @@ class HttpApi:
     async def _bearer_token(self, request: web.Request, handler) -> web.StreamResponse:
         """``Authorization: Bearer <token>`` on every route but the page and, unless
         --auth-health, the health routes."""
-        open_paths = {"/"} | (set() if self.settings.auth_health else {"/v2/health/live", "/v2/health/ready"})
-        if self.tokens is None or request.path in open_paths:
+        if self.tokens is None or request.path in self.open_paths:
             return await handler(request)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         problem = ("missing" if not scheme else "malformed" if scheme.lower() != "bearer" or not token
@@ -130,8 +131,7 @@ class HttpApi:
     # -- the page
 
     async def playground(self, request: web.Request) -> web.Response:
-        page = resources.files("server").joinpath(PLAYGROUND).read_text()
-        return web.Response(text=page, content_type="text/html")
+        return web.Response(text=self.page, content_type="text/html")
 
     # -- the Open Inference Protocol over REST
 
@@ -338,17 +338,10 @@ def _parse(message: Message, fields: dict) -> Message:
 
 
 def _png(images: pb.Tensor, query: dict[str, str]) -> web.Response:
-    from PIL import Image
-
     scale = _small_int(query.get("scale", "1"), "scale", MAX_SCALE)
     columns = _small_int(query["columns"], "columns", 4096) if "columns" in query else None
     pixels = np.frombuffer(images.data, np.uint8).reshape(tuple(images.shape))
-    picture = Image.fromarray(tile(pixels, columns), mode="L")
-    if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
-    out = io.BytesIO()
-    picture.save(out, format="PNG")
-    return web.Response(body=out.getvalue(), content_type="image/png")
+    return web.Response(body=encode_grid(pixels, columns, scale), content_type="image/png")
 
 
 def _small_int(text: str, name: str, high: int) -> int:
@@ -359,18 +352,10 @@ def _small_int(text: str, name: str, high: int) -> int:
 
 def _read_png(body: bytes) -> tuple[np.ndarray, int]:
     """A PNG grid of 28x28 digits -> (uint8 [N,28,28], columns)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        picture = np.asarray(Image.open(io.BytesIO(body)).convert("L"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise InvalidArgument("request body: not a readable PNG") from None
-    h, w = picture.shape
-    if h % TILE or w % TILE:
-        raise InvalidArgument(f"request body: {w}x{h} pixels; a grid of 28x28 digits has sides that are "
-                              "multiples of 28")
-    tiles = picture.reshape(h // TILE, TILE, w // TILE, TILE).swapaxes(1, 2).reshape(-1, TILE, TILE)
-    return np.ascontiguousarray(tiles), w // TILE
+        return decode_grid(body, "request body")
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
 
 
 def tls_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
