@@ -28,7 +28,9 @@ from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-RunFn = Callable[[np.ndarray], list[np.ndarray]]
+# A run function: the outputs for rows; with ``derived``, also what it derives from them
+# (an image model's uint8 pixels), which a batch asks for when any of its requests does.
+RunFn = Callable[[np.ndarray, bool], list[np.ndarray]]
 # A run expected to take less than this runs on the event loop (the model's one-thread
 # session, ``run_short``): a thread hand-off costs more than a batch-1 run.
 INLINE_BELOW = 2e-3  # seconds
@@ -39,6 +41,9 @@ INLINE_MAX = 5e-3  # seconds
 GAP_FACTOR = 2.0  # a gather ends when no request arrived for this many usual gaps
 PROBE_EVERY = 0.1  # seconds between tries to gather while gathering does not pay
 MISSES_TO_STOP = 3  # gathers in a row that no request joins before gathering stops
+# A probe needs the event loop to have been busy for at least this share of the time since
+# the last run ended: a lone caller's next request finds it idle, and could only wait.
+BUSY_TO_PROBE = 0.5
 RECENT_GATHERS = 16  # gathers whose sizes say how many requests usually come
 # One batch waits behind each running one, so that a finished instance starts the next
 # at once instead of waiting for the event loop to hand it over.
@@ -54,6 +59,7 @@ class _Item:
     rows: np.ndarray
     future: asyncio.Future
     deadline: float | None  # time.monotonic() after which nobody waits for the answer
+    derived: bool = True  # its caller wants the run's derived outputs
     queued: float = field(default_factory=time.monotonic)
 
 
@@ -93,13 +99,18 @@ class Batcher:
         self._recent_sizes: collections.deque[int] = collections.deque(maxlen=RECENT_GATHERS)
         self._probe = False  # a request was queued to try gathering again
         self._last_probe = 0.0
+        self._done_at = 0.0  # when the last run ended (time.monotonic())
+        self._done_cpu = 0.0  # the event loop's thread CPU time then (time.thread_time())
         self._last_uncapped = 0.0  # when a gather last ran without the usual size's cap
         self._arrival_gap: float | None = None  # moving average of seconds between arrivals
         self._arrived: asyncio.Future | None = None  # what a gather waits on
         self._enough = 0  # queued requests at which a gather ends at once
 
-    async def infer(self, rows: np.ndarray, deadline: float | None = None) -> list[np.ndarray]:
-        """The model's outputs for ``rows``; a request over ``max_batch`` rows runs in chunks."""
+    async def infer(self, rows: np.ndarray, deadline: float | None = None, derived: bool = True
+                    ) -> list[np.ndarray]:
+        """The model's outputs for ``rows`` (with ``derived``, the derived ones after them; without,
+        they may still come when the run shares a batch with a call that wants them); a
+        request over ``max_batch`` rows runs in chunks."""
         gather = self._wants_to_gather()
         if not gather and self._can_run_now(len(rows)):
             # Idle, nothing queued, no delay asked for and a short run: the batch would be
@@ -107,7 +118,7 @@ class Batcher:
             self._queue_seconds.observe(0.0)
             self._busy = True
             try:
-                return self._timed_run(rows)
+                return self._timed_run(rows, derived)
             finally:
                 self._busy = False
         chunks = [rows[i:i + self.max_batch] for i in range(0, len(rows), self.max_batch)]
@@ -123,7 +134,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         futures = []
         for chunk in chunks:
-            item = _Item(chunk, loop.create_future(), deadline)
+            item = _Item(chunk, loop.create_future(), deadline, derived)
             self._queue.append(item)
             self._queued_rows += len(chunk)
             futures.append(item.future)
@@ -177,10 +188,11 @@ class Batcher:
             if not batch:
                 continue
             rows = batch[0].rows if len(batch) == 1 else np.concatenate([item.rows for item in batch])
+            derived = any(item.derived for item in batch)
             if self._is_small(len(rows), len(batch)) and not self._in_flight:
                 self._busy = True
                 try:
-                    outputs = self._timed_run(rows)
+                    outputs = self._timed_run(rows, derived)
                 except Exception as exc:  # a failed run fails its callers, never the batcher
                     _fail(batch, exc)
                     continue
@@ -190,7 +202,7 @@ class Batcher:
             else:
                 parts = self._parts(len(rows))
                 self._in_flight += parts
-                task = loop.create_task(self._run_parts(loop, batch, rows, parts))
+                task = loop.create_task(self._run_parts(loop, batch, rows, parts, derived))
                 self._runs.add(task)
                 task.add_done_callback(self._runs.discard)
 
@@ -203,19 +215,19 @@ class Batcher:
         return max(1, min(self.instances, rows, int(self._seconds_per_row * rows / MIN_PART_SECONDS)))
 
     async def _run_parts(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], rows: np.ndarray,
-                         parts: int) -> None:
+                         parts: int, derived: bool) -> None:
         step = -(-len(rows) // parts)
         # A split batch found the model idle; its first part runs on the event loop itself,
         # no longer than an inline run may, so that it waits for no thread to wake.
         here = parts > 1 and self._seconds_per_row * step < INLINE_MAX
-        pending = [loop.run_in_executor(self._executor, self._measured_run, rows[i:i + step])
+        pending = [loop.run_in_executor(self._executor, self._measured_run, rows[i:i + step], derived)
                    for i in range(step if here else 0, len(rows), step)]
         for part in pending:
             part.add_done_callback(self._hand_back)
         first = []
         if here:
             try:
-                first.append(self._measured_run(rows[:step]))
+                first.append(self._measured_run(rows[:step], derived))
             except Exception as exc:
                 first.append(exc)
             self._hand_back(None)
@@ -226,6 +238,7 @@ class Batcher:
             return
         for part, (_, seconds) in zip(range(0, len(rows), step), results):
             self._learn(rows[part:part + step], seconds)
+        self._note_done()
         outputs = results[0][0] if parts == 1 else [np.concatenate(p) for p in zip(*(r[0] for r in results))]
         _answer(batch, outputs)
 
@@ -233,11 +246,11 @@ class Batcher:
         self._in_flight -= 1
         self._handed_back.set()
 
-    def _measured_run(self, rows: np.ndarray) -> tuple[list[np.ndarray], float]:
+    def _measured_run(self, rows: np.ndarray, derived: bool) -> tuple[list[np.ndarray], float]:
         """A run with its own duration: for a thread's run, the time until the event loop
         hears of it would count the loop's other work too."""
         started = time.perf_counter()
-        return self._run(rows), time.perf_counter() - started
+        return self._run(rows, derived), time.perf_counter() - started
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hold the queued batch while requests keep arriving; learn whether that pays."""
@@ -299,6 +312,8 @@ class Batcher:
         now = time.monotonic()
         if now - self._last_probe < PROBE_EVERY:
             return False
+        if time.thread_time() - self._done_cpu < BUSY_TO_PROBE * (now - self._done_at):
+            return False
         self._last_probe, self._probe = now, True
         return True
 
@@ -311,12 +326,17 @@ class Batcher:
         return (self.max_delay == 0 and not self._busy and not self._in_flight and not self._queue
                 and rows <= self.max_batch and self._is_small(rows))
 
-    def _timed_run(self, rows: np.ndarray) -> list[np.ndarray]:
+    def _timed_run(self, rows: np.ndarray, derived: bool) -> list[np.ndarray]:
         """A run on the event loop itself, for runs shorter than a thread hand-over."""
         started = time.perf_counter()
-        outputs = self._run_short(rows)
+        outputs = self._run_short(rows, derived)
         self._learn(rows, time.perf_counter() - started)
+        self._note_done()
         return outputs
+
+    def _note_done(self) -> None:
+        """A run has ended; called on the event loop's thread."""
+        self._done_at, self._done_cpu = time.monotonic(), time.thread_time()
 
     def _learn(self, rows: np.ndarray, seconds: float) -> None:
         per_row = seconds / len(rows)

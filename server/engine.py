@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from .settings import PROVIDER_NAMES, Settings
 log = logging.getLogger(__name__)
 
 REQUIRED = ("vae_encoder", "vae_decoder", "gan_generator", "dae")
-# Roles whose one output is images: their runs also give the uint8 pixels (see _run).
+# Roles whose one output is images: their runs also give the uint8 pixels when asked (see _run).
 IMAGE_ROLES = frozenset({"sampler", "conditional_sampler", "decoder", "conditional_decoder", "denoiser"})
 WARM_UP_ROWS = (1, 16)  # batch sizes each session runs, and whose outputs are checked, before serving
 # The event loop's runs of at least this many rows use two intra-op threads (wide_session).
@@ -57,6 +58,17 @@ def choose_providers(wanted: tuple[str, ...]) -> list[str]:
         raise StartupError(f"none of the execution providers asked for ({', '.join(wanted)}) is available; "
                            f"this onnxruntime has {', '.join(available)}")
     return chosen
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input or output of a loaded model, read once: onnxruntime builds its node
+    descriptions anew on every access."""
+    name: str
+    type: str  # onnxruntime's, e.g. "tensor(float)"
+    item_shape: tuple[int, ...]  # the sizes after the batch axis
+    low: float = -math.inf  # the values a well-formed tensor holds (its contract's, where it has one)
+    high: float = math.inf
 
 
 @dataclass
@@ -96,8 +108,22 @@ class LoadedModel:
         return self.contract.role if self.contract is not None else ""
 
     @functools.cached_property
+    def inputs(self) -> tuple[TensorInfo, ...]:
+        return self._tensors(self.session.get_inputs(), self.contract.inputs if self.contract else ())
+
+    @functools.cached_property
+    def outputs(self) -> tuple[TensorInfo, ...]:
+        return self._tensors(self.session.get_outputs(), self.contract.outputs if self.contract else ())
+
+    @staticmethod
+    def _tensors(nodes, specs) -> tuple[TensorInfo, ...]:
+        ranges = {spec.name: (spec.low, spec.high) for spec in specs}
+        return tuple(TensorInfo(node.name, node.type, tuple(int(d) for d in node.shape[1:]),
+                                *ranges.get(node.name, ())) for node in nodes)
+
+    @functools.cached_property
     def input_names(self) -> tuple[str, ...]:
-        return tuple(node.name for node in self.session.get_inputs())
+        return tuple(tensor.name for tensor in self.inputs)
 
     def rows(self, *arrays: np.ndarray) -> np.ndarray:
         """The model's inputs, in its input order, as the rows its batcher queues: the one
@@ -116,14 +142,14 @@ class LoadedModel:
             return {self.input_names[0]: rows}
         return {name: np.ascontiguousarray(rows[name]) for name in rows.dtype.names}
 
-    @property
-    def output_names(self) -> list[str]:
-        return [o.name for o in self.session.get_outputs()]
+    @functools.cached_property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(tensor.name for tensor in self.outputs)
 
     @functools.cached_property
     def output_bytes(self) -> dict[str, int]:
         """Bytes per row of each output (float32, fixed item shapes: checked at load)."""
-        return {o.name: 4 * int(np.prod(o.shape[1:], dtype=np.int64)) for o in self.session.get_outputs()}
+        return {tensor.name: 4 * math.prod(tensor.item_shape) for tensor in self.outputs}
 
 
 class Engine:
@@ -204,8 +230,8 @@ class Engine:
         except Exception as exc:
             raise StartupError(f"{version.path}: the warm-up run failed: {exc}") from None
         model.batcher = Batcher(
-            name, lambda rows, m=model: self._run(m, m.session, rows),
-            run_short=lambda rows, m=model: self._run(m, m.loop_session(len(rows)), rows),
+            name, lambda rows, pixels, m=model: self._run(m, m.session, rows, pixels),
+            run_short=lambda rows, pixels, m=model: self._run(m, m.loop_session(len(rows)), rows, pixels),
             max_batch=self.settings.max_batch_size, max_delay=self.settings.max_queue_delay_us / 1e6,
             max_queue=self.settings.max_queue_size, metrics=self.metrics,
             max_gather=self.settings.max_gather_us / 1e6, instances=self.settings.model_instances,
@@ -298,8 +324,10 @@ class Engine:
             served = ", ".join(str(v) for v in sorted(self.served[name], reverse=True))
             raise ModelNotFound(f"version: {name} version {version} is not served; it serves {served}") from None
 
-    def _run(self, model: LoadedModel, session: ort.InferenceSession, rows: np.ndarray) -> list[np.ndarray]:
-        """The model's outputs, in its output order; an image model's uint8 pixels after them.
+    def _run(self, model: LoadedModel, session: ort.InferenceSession, rows: np.ndarray, pixels: bool
+             ) -> list[np.ndarray]:
+        """The model's outputs, in its output order; with ``pixels``, an image model's uint8
+        pixels after them.
 
         The pixels are converted here, once per batch and in the instance's thread when the
         run has one: per call on the event loop they would cost a small request more than
@@ -308,16 +336,17 @@ class Engine:
         outputs = session.run(None, model.feeds(rows))
         model.inference_seconds.observe(time.perf_counter() - started)
         model.batch_size.observe(len(rows))
-        if model.role in IMAGE_ROLES:
+        if pixels and model.role in IMAGE_ROLES:
             outputs.append(to_pixels(outputs[0]))
         return outputs
 
-    async def infer(self, model: LoadedModel, rows: np.ndarray, deadline: float | None = None
-                    ) -> list[np.ndarray]:
-        """The model's outputs, in its output order (an image model's pixels after them),
-        through its batcher. ``model`` is the version the call resolved when it started
-        (``model()``), whatever is swapped in since."""
-        return await model.batcher.infer(rows, deadline)
+    async def infer(self, model: LoadedModel, rows: np.ndarray, deadline: float | None = None,
+                    pixels: bool = True) -> list[np.ndarray]:
+        """The model's outputs, in its output order (with ``pixels``, an image model's pixels
+        after them; without, the Open Inference Protocol's case, they are left out of the run
+        unless a batch shares it with a call that wants them), through its batcher. ``model``
+        is the version the call resolved when it started (``model()``), whatever is swapped in since."""
+        return await model.batcher.infer(rows, deadline, pixels)
 
     async def close(self) -> None:
         for task in self._retiring:

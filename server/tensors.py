@@ -103,20 +103,24 @@ def digits(values, field: str, n: int) -> np.ndarray:
 
 def check_pixels(array: np.ndarray, where: str) -> None:
     """float32 pixels: finite and in [0, 1]. Both APIs' image inputs pass through here."""
+    if not array.size:
+        return
+    low, high = array.min(), array.max()
+    if low >= 0 and high <= 1:  # False for NaN too, which min and max pass on
+        return
     if not np.isfinite(array).all():
         raise InvalidArgument(f"{where}: NaN or infinite pixel values")
-    if array.min() < 0 or array.max() > 1:
-        raise InvalidArgument(f"{where}: float32 pixels must lie in [0, 1], got "
-                              f"[{array.min():.4g}, {array.max():.4g}]")
+    raise InvalidArgument(f"{where}: float32 pixels must lie in [0, 1], got [{low:.4g}, {high:.4g}]")
 
 
 def check_latents(array: np.ndarray, where: str) -> None:
     """Latents or noise: finite and within +-MAX_LATENT."""
+    if not array.size or -MAX_LATENT <= array.min() and array.max() <= MAX_LATENT:  # False for NaN too
+        return
     if not np.isfinite(array).all():
         raise InvalidArgument(f"{where}: NaN or infinite values")
-    if np.abs(array).max() > MAX_LATENT:
-        raise InvalidArgument(f"{where}: values must lie in [-{MAX_LATENT:g}, {MAX_LATENT:g}], got "
-                              f"{np.abs(array).max():.4g}")
+    raise InvalidArgument(f"{where}: values must lie in [-{MAX_LATENT:g}, {MAX_LATENT:g}], got "
+                          f"{np.abs(array).max():.4g}")
 
 
 def image_format(value: int, field: str = "image_format") -> int:

@@ -28,11 +28,13 @@ class SlowModel:
         self.runs: list[int] = []
         self.running = self.most_at_once = 0
         self.on_loop: list[bool] = []  # per run: whether it ran on the event loop's thread
+        self.derived: list[bool] = []  # per run: whether it was asked for its derived outputs
         self._lock = threading.Lock()
 
-    def __call__(self, rows: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, rows: np.ndarray, derived: bool = True) -> list[np.ndarray]:
         with self._lock:
             self.runs.append(len(rows))
+            self.derived.append(derived)
             self.on_loop.append(threading.current_thread() is threading.main_thread())
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
@@ -146,6 +148,25 @@ def test_a_batch_of_many_requests_runs_on_the_event_loop_where_a_lone_one_of_its
     assert [out[0][0, 0] for out in many] == [2 * i for i in range(50)]
 
 
+def test_a_run_derives_its_extra_outputs_only_when_a_request_in_it_wants_them():
+    model = SlowModel(10e-6)
+
+    async def main():
+        # A queue delay lines concurrent requests up into one batch.
+        batcher = Batcher("slow", model, max_batch=64, max_delay=0.02, max_queue=64,
+                          metrics=Metrics(CollectorRegistry()), instances=1)
+        try:
+            await batcher.infer(rows(2), derived=False)
+            await asyncio.gather(batcher.infer(rows(1), derived=False), batcher.infer(rows(1, 5), derived=False))
+            await asyncio.gather(batcher.infer(rows(1), derived=False), batcher.infer(rows(1, 5)))
+        finally:
+            await batcher.close()
+
+    asyncio.run(main())
+    assert model.runs == [2, 2, 2]
+    assert model.derived == [False, False, True]
+
+
 def test_a_failed_part_fails_its_callers_and_the_batcher_serves_on():
     model = SlowModel(0.1e-3, fail_on=1040)
 
@@ -192,10 +213,10 @@ class AffinityModel(SlowModel):
         super().__init__(seconds_per_row)
         self.affinities: list[tuple[bool, frozenset[int]]] = []  # (on the event loop, cores)
 
-    def __call__(self, rows: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, rows: np.ndarray, derived: bool = True) -> list[np.ndarray]:
         self.affinities.append((threading.current_thread() is threading.main_thread(),
                                 frozenset(os.sched_getaffinity(0))))
-        return super().__call__(rows)
+        return super().__call__(rows, derived)
 
 
 @needs_two_cores
@@ -232,3 +253,52 @@ def test_without_cores_the_instance_threads_are_left_to_the_os():
 
     run_with(model, 2, calls)
     assert {allowed for _, allowed in model.affinities} == {frozenset(allowed_cores())}
+
+
+def gathering_batcher(model: SlowModel, metrics: Metrics) -> Batcher:
+    return Batcher("slow", model, max_batch=64, max_delay=0, max_queue=64, metrics=metrics,
+                   max_gather=5e-3, instances=1)
+
+
+def test_a_lone_caller_with_idle_gaps_is_never_held_to_gather():
+    model, registry = SlowModel(0.1e-3), CollectorRegistry()
+
+    def queued_seconds():
+        return registry.get_sample_value("genserve_queue_duration_seconds_sum", {"model": "slow"})
+
+    async def main():
+        batcher = gathering_batcher(model, Metrics(registry))
+        try:
+            await batcher.infer(rows(1))  # the batcher learns the row time
+            before = queued_seconds()
+            for i in range(40):  # 0.6 s: several probe periods
+                await asyncio.sleep(0.015)  # the round trip to the caller, with the event loop idle
+                await batcher.infer(rows(1, i))
+            return before
+        finally:
+            await batcher.close()
+
+    before = asyncio.run(main())
+    assert model.runs == [1] * 41
+    # Every call ran at once: none waited in the queue for others that were not coming.
+    assert queued_seconds() == before
+
+
+def test_callers_that_keep_the_event_loop_busy_are_gathered():
+    model = SlowModel(0.1e-3)
+
+    async def main():
+        batcher = gathering_batcher(model, Metrics(CollectorRegistry()))
+
+        async def caller(first):
+            for i in range(40):
+                await batcher.infer(rows(1, first + i))
+                time.sleep(0.2e-3)  # answering on the event loop's own time
+
+        try:
+            await asyncio.gather(*(caller(100 * c) for c in range(8)))
+        finally:
+            await batcher.close()
+
+    asyncio.run(main())
+    assert max(model.runs) > 1, model.runs
