@@ -190,9 +190,19 @@ def backoff(attempt: int, base: float = 0.1, cap: float = 2.0) -> float:
     return random.uniform(0, min(cap, base * 2 ** attempt))
 
 
-def channel_options(max_message_bytes: int) -> list[tuple[str, int | str]]:
-    return [("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes)]
+def channel_options(max_message_bytes: int, load_balancing: str | None = None,
+                    extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
+    """The channel's arguments: the client's own, then ``extra``, which overrides them key by key."""
+    options: dict[str, Any] = {"grpc.max_receive_message_length": max_message_bytes,
+                               "grpc.max_send_message_length": max_message_bytes}
+    if load_balancing is not None:
+        options["grpc.lb_policy_name"] = load_balancing
+    for item in extra:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise InvalidArgument(f"options: each must be a (name, value) pair of gRPC's channel arguments, "
+                                  f"got {item!r:.80}")
+        options[item[0]] = item[1]
+    return list(options.items())
 
 
 PEM = str | Path | bytes | None  # a PEM file's path, or its bytes

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -38,6 +39,8 @@ class Connection:
         load_balancing: gRPC's load-balancing policy over the addresses of ``target``,
             e.g. ``"round_robin"`` with ``dns:///genserve-headless:50051`` to spread calls
             over every replica; None: gRPC's default (pick_first, one connection).
+        options: more of gRPC's channel arguments, as (name, value) pairs, e.g.
+            ``[("grpc.keepalive_time_ms", 30000)]``; they override the client's own.
     """
 
     _channels = grpc  # the module whose channels this client opens: grpc, or grpc.aio
@@ -46,14 +49,13 @@ class Connection:
                  credentials: grpc.ChannelCredentials | None = None,
                  ca_cert: _calls.PEM = None, client_cert: _calls.PEM = None, client_key: _calls.PEM = None,
                  token: str | None = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, load_balancing: str | None = None):
-        options = _calls.channel_options(max_message_bytes)
-        if load_balancing is not None:
-            options.append(("grpc.lb_policy_name", load_balancing))
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, load_balancing: str | None = None,
+                 options: Sequence[tuple[str, Any]] = ()):
+        channel_options = _calls.channel_options(max_message_bytes, load_balancing, options)
         credentials = _calls.channel_credentials(credentials, ca_cert, client_cert, client_key)
         self._metadata = _calls.call_metadata(token)
-        self._channel = (self._channels.secure_channel(target, credentials, options) if credentials
-                         else self._channels.insecure_channel(target, options))
+        self._channel = (self._channels.secure_channel(target, credentials, channel_options) if credentials
+                         else self._channels.insecure_channel(target, channel_options))
         self._stub = pb_grpc.GenerativeServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self.timeout = timeout

@@ -59,6 +59,16 @@ def test_bad_client_settings_are_invalid_argument():
         GenerativeClient("127.0.0.1:1", token=" ")
     with pytest.raises(sdk.InvalidArgument, match="go together"):
         GenerativeClient("127.0.0.1:1", client_cert=b"x")
+    with pytest.raises(sdk.InvalidArgument, match="options: each must be a"):
+        GenerativeClient("127.0.0.1:1", options=[("grpc.keepalive_time_ms",)])
+
+
+def test_channel_options_pass_through_and_override_the_clients_own(server):
+    with GenerativeClient(server.target, retries=0, options=[("grpc.max_receive_message_length", 1000)]) as small:
+        with pytest.raises(sdk.ResourceExhausted):
+            small.sample_digits(n=16, seed=1)  # 12 KiB of pixels
+    with GenerativeClient(server.target, retries=0, options=[("grpc.primary_user_agent", "digits-app/1")]) as other:
+        assert other.sample_digits(n=16, seed=1).shape == (16, 28, 28)
 
 
 class Flaky(pb_grpc.GenerativeServiceServicer):
