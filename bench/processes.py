@@ -108,11 +108,12 @@ class Process:
 
 
 class ServerProcess(Process):
-    """``python -m server`` on free loopback ports, gRPC and metrics."""
+    """``python -m server`` on free loopback ports, gRPC and metrics (``module``: another
+module that runs the server's command line)."""
 
     def __init__(self, repository: Path | str, *args: str, env: dict | None = None,
-                 python: str = sys.executable, cwd: Path = ROOT):
-        super().__init__(["-m", "server", "--model-repository", str(repository), "--host", "127.0.0.1",
+                 python: str = sys.executable, cwd: Path = ROOT, module: str = "server"):
+        super().__init__(["-m", module, "--model-repository", str(repository), "--host", "127.0.0.1",
                           "--port", "0", "--metrics-host", "127.0.0.1", "--metrics-port", "0",
                           "--http-port", "0", *args],
                          listening=LISTENING, ready=READY, env=env, python=python, cwd=cwd)

@@ -28,6 +28,7 @@ from .reload import RepositoryWatcher
 from .security import BearerTokens, describe, read_tokens, server_credentials
 from .servicer import GenerativeServicer
 from .settings import Settings
+from .tracing import Tracing, setup as setup_tracing
 
 log = logging.getLogger("server")
 
@@ -66,6 +67,7 @@ class App:
     engine: Engine
     metrics: Metrics
     http: HttpApi | None = None  # None: --no-http
+    tracing: Tracing | None = None  # None: no traces (server/tracing.py)
 
     async def set_health(self, status) -> None:
         for service in ("", SERVICE, OIP_SERVICE):
@@ -73,10 +75,11 @@ class App:
         self.metrics.ready.set(1 if status == SERVING else 0)
 
 
-def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, worker: int | None = None) -> App:
+def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, worker: int | None = None,
+                  tracing: Tracing | None = None) -> App:
     """Build the server and bind its port (0 picks a free one); nothing loaded yet."""
     metrics = Metrics(registry)
-    engine = Engine(settings, metrics, worker or 0)
+    engine = Engine(settings, metrics, worker or 0, tracing)
     limit = settings.max_message_bytes
     gate = ErrorsAndMetrics(metrics, (SERVICE, OIP_SERVICE), settings.max_concurrent_requests,
                             access_log=settings.access_log, request_ids=settings.log_format == "json")
@@ -85,6 +88,8 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
         tokens = read_tokens(settings.auth_token_file)
         interceptors.insert(0, BearerTokens(tokens, metrics, open_health=not settings.auth_health,
                                             methods=served_methods()))
+    if tracing is not None:  # first: refused calls get a span too
+        interceptors.insert(0, tracing.grpc_interceptor())
     credentials = (server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
                    if settings.tls_cert is not None else None)
     server = grpc.aio.server(
@@ -114,8 +119,8 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
     if port == 0:
         raise StartupError(f"cannot listen on {address}: the port is taken or the address is not this "
                            "machine's; choose another --port or --host")
-    http = HttpApi(settings, servicer, inference, gate) if settings.http else None
-    return App(server, port, gate, health_servicer, servicer, engine, metrics, http)
+    http = HttpApi(settings, servicer, inference, gate, tracing) if settings.http else None
+    return App(server, port, gate, health_servicer, servicer, engine, metrics, http, tracing)
 
 
 async def serve(settings: Settings, worker: int | None = None, on_ready: Callable[[], None] | None = None) -> int:
@@ -124,8 +129,9 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     As one of several ``worker`` processes (server/workers.py) it serves no metrics
     endpoint of its own: the supervisor serves the metrics of all of them.
     """
+    tracing = setup_tracing()
     try:
-        app = create_server(settings, worker=worker)
+        app = create_server(settings, worker=worker, tracing=tracing)
     except StartupError as exc:
         log.error("cannot serve: %s", exc.reason)
         return 1
@@ -202,5 +208,7 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     await app.engine.close()
     if metrics_server is not None:
         metrics_server.shutdown()
+    if tracing is not None:
+        await asyncio.to_thread(tracing.shutdown)  # the last spans exported
     log.info("stopped")
     return 0

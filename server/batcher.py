@@ -25,6 +25,7 @@ import numpy as np
 
 from .errors import DeadlineExceeded, QueueFull
 from .metrics import Metrics
+from .tracing import Tracing, now_ns
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,18 @@ class _Item:
     future: asyncio.Future
     deadline: float | None  # time.monotonic() after which nobody waits for the answer
     derived: bool = True  # its caller wants the run's derived outputs
+    trace: object = None  # the caller's trace context, where traces are on
     queued: float = field(default_factory=time.monotonic)
+    queued_ns: int = 0  # the same moment on the spans' clock, where traces are on
 
 
 class Batcher:
     def __init__(self, name: str, run: RunFn, *, max_batch: int, max_delay: float, max_queue: int,
                  metrics: Metrics, run_short: RunFn | None = None,
-                 max_gather: float = 0.0, instances: int = 1, cores: Sequence[frozenset[int]] | None = None):
+                 max_gather: float = 0.0, instances: int = 1, cores: Sequence[frozenset[int]] | None = None,
+                 tracing: Tracing | None = None):
         self.name = name
+        self._tracing = tracing
         self._run = run
         self._run_short = run_short or run
         self.max_batch = max_batch
@@ -117,10 +122,14 @@ class Batcher:
             # this request alone, so skip the hand-over to the batching task and back.
             self._queue_seconds.observe(0.0)
             self._busy = True
+            started = now_ns() if self._tracing is not None else 0
             try:
-                return self._timed_run(rows, derived)
+                outputs = self._timed_run(rows, derived)
             finally:
                 self._busy = False
+            if self._tracing is not None:
+                self._tracing.record(self._tracing.current(), self.name, started, started, now_ns(), len(rows), 1, 1)
+            return outputs
         chunks = [rows[i:i + self.max_batch] for i in range(0, len(rows), self.max_batch)]
         # The bound counts waiting chunks; a request is admitted whole while there is room,
         # so that a request of more chunks than the bound is not refused forever.
@@ -133,8 +142,11 @@ class Batcher:
             self._worker = asyncio.get_running_loop().create_task(self._serve(), name=f"batcher-{self.name}")
         loop = asyncio.get_running_loop()
         futures = []
+        trace = self._tracing.current() if self._tracing is not None else None
         for chunk in chunks:
-            item = _Item(chunk, loop.create_future(), deadline, derived)
+            item = _Item(chunk, loop.create_future(), deadline, derived, trace)
+            if trace is not None:
+                item.queued_ns = now_ns()
             self._queue.append(item)
             self._queued_rows += len(chunk)
             futures.append(item.future)
@@ -191,6 +203,7 @@ class Batcher:
             derived = any(item.derived for item in batch)
             if self._is_small(len(rows), len(batch)) and not self._in_flight:
                 self._busy = True
+                started = now_ns() if self._tracing is not None else 0
                 try:
                     outputs = self._timed_run(rows, derived)
                 except Exception as exc:  # a failed run fails its callers, never the batcher
@@ -198,6 +211,8 @@ class Batcher:
                     continue
                 finally:
                     self._busy = False
+                if self._tracing is not None:
+                    self._trace(batch, len(rows), started, now_ns(), 1)
                 _answer(batch, outputs)
             else:
                 parts = self._parts(len(rows))
@@ -236,21 +251,30 @@ class Batcher:
         if failed is not None:  # a failed run fails its callers, never the batcher
             _fail(batch, failed)
             return
-        for part, (_, seconds) in zip(range(0, len(rows), step), results):
+        for part, (_, seconds, _) in zip(range(0, len(rows), step), results):
             self._learn(rows[part:part + step], seconds)
         self._note_done()
         outputs = results[0][0] if parts == 1 else [np.concatenate(p) for p in zip(*(r[0] for r in results))]
+        if self._tracing is not None:
+            self._trace(batch, len(rows), min(r[2] for r in results),
+                        max(r[2] + round(r[1] * 1e9) for r in results), parts)
         _answer(batch, outputs)
 
     def _hand_back(self, _: asyncio.Future | None) -> None:
         self._in_flight -= 1
         self._handed_back.set()
 
-    def _measured_run(self, rows: np.ndarray, derived: bool) -> tuple[list[np.ndarray], float]:
-        """A run with its own duration: for a thread's run, the time until the event loop
-        hears of it would count the loop's other work too."""
-        started = time.perf_counter()
-        return self._run(rows, derived), time.perf_counter() - started
+    def _measured_run(self, rows: np.ndarray, derived: bool) -> tuple[list[np.ndarray], float, int]:
+        """A run with its own duration and start (on the spans' clock): for a thread's run,
+        the time until the event loop hears of it would count the loop's other work too."""
+        started_ns, started = now_ns(), time.perf_counter()
+        return self._run(rows, derived), time.perf_counter() - started, started_ns
+
+    def _trace(self, batch: list[_Item], rows: int, started_ns: int, ended_ns: int, parts: int) -> None:
+        for item in batch:
+            if item.trace is not None:
+                self._tracing.record(item.trace, self.name, item.queued_ns, started_ns, ended_ns, rows, len(batch),
+                                     parts)
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hold the queued batch while requests keep arriving; learn whether that pays."""

@@ -30,6 +30,7 @@ from .errors import FailedPrecondition, ModelNotFound, StartupError
 from .metrics import Metrics
 from .pixels import Images
 from .settings import PROVIDER_NAMES, Settings
+from .tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,10 @@ class LoadedModel:
 
 
 class Engine:
-    def __init__(self, settings: Settings, metrics: Metrics, worker: int = 0):
+    def __init__(self, settings: Settings, metrics: Metrics, worker: int = 0, tracing: Tracing | None = None):
         self.settings = settings
         self.metrics = metrics
+        self.tracing = tracing
         # Cores per instance thread, for models on the CPU; None: the OS places the threads.
         self.instance_cores = settings.instance_cores(worker)
         self.models: dict[str, LoadedModel] = {}  # the newest served version of each model
@@ -235,7 +237,7 @@ class Engine:
             max_batch=self.settings.max_batch_size, max_delay=self.settings.max_queue_delay_us / 1e6,
             max_queue=self.settings.max_queue_size, metrics=self.metrics,
             max_gather=self.settings.max_gather_us / 1e6, instances=self.settings.model_instances,
-            cores=self.instance_cores if provider == "CPUExecutionProvider" else None)
+            cores=self.instance_cores if provider == "CPUExecutionProvider" else None, tracing=self.tracing)
         return model
 
     def install(self, model: LoadedModel) -> None:

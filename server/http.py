@@ -34,6 +34,7 @@ from .oip import InferenceServicer
 from .security import read_tokens, valid_token
 from .servicer import GenerativeServicer
 from .settings import Settings
+from .tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,9 @@ def _error(status: int, message: str) -> web.Response:
 
 class HttpApi:
     def __init__(self, settings: Settings, generative: GenerativeServicer, inference: InferenceServicer,
-                 gate: ErrorsAndMetrics):
+                 gate: ErrorsAndMetrics, tracing: Tracing | None = None):
         self.settings = settings
+        self.tracing = tracing
         self.generative = generative
         self.inference = inference
         self.gate = gate
@@ -96,7 +98,12 @@ class HttpApi:
                     http: web.Request) -> Message:
         if self.gate.request_ids:
             request_id.set(http.headers.get("x-request-id", "")[:128] or None)
-        return await self.gate.guard(rpc, "http", lambda: method(request, self.context))
+        if self.tracing is None:
+            return await self.gate.guard(rpc, "http", lambda: method(request, self.context))
+        route = http.match_info.route.resource.canonical if http.match_info.route.resource else http.path
+        with self.tracing.http_span(f"{http.method} {route}", http.method, http.path, http.headers) as span:
+            span.set_attribute("rpc.method", rpc)
+            return await self.gate.guard(rpc, "http", lambda: method(request, self.context))
 
     @web.middleware
     async def _errors(self, request: web.Request, handler) -> web.StreamResponse:
