@@ -40,7 +40,11 @@ INLINE_BELOW = 2e-3  # seconds
 INLINE_PER_REQUEST = 80e-6  # seconds
 INLINE_MAX = 5e-3  # seconds
 GAP_FACTOR = 2.0  # a gather ends when no request arrived for this many usual gaps
-PROBE_EVERY = 0.1  # seconds between tries to gather while gathering does not pay
+# While gathering does not pay, a request is held now and then to see whether others
+# join it: PROBE_EVERY seconds after the last try at first, each try that none joins
+# doubling the wait up to PROBE_MAX, so that a lone caller is held once every few seconds.
+PROBE_EVERY = 0.1
+PROBE_MAX = 3.2
 MISSES_TO_STOP = 3  # gathers in a row that no request joins before gathering stops
 # A probe needs the event loop to have been busy for at least this share of the time since
 # the last run ended: a lone caller's next request finds it idle, and could only wait.
@@ -104,6 +108,7 @@ class Batcher:
         self._recent_sizes: collections.deque[int] = collections.deque(maxlen=RECENT_GATHERS)
         self._probe = False  # a request was queued to try gathering again
         self._last_probe = 0.0
+        self._probe_every = PROBE_EVERY  # seconds from one try to gather to the next
         self._done_at = 0.0  # when the last run ended (time.monotonic())
         self._done_cpu = 0.0  # the event loop's thread CPU time then (time.thread_time())
         self._last_uncapped = 0.0  # when a gather last ran without the usual size's cap
@@ -321,20 +326,22 @@ class Batcher:
             return
         if len(self._queue) > 1:
             self._recent_sizes.append(len(self._queue))
-            self._gathering, self._misses = True, 0
+            self._gathering, self._misses, self._probe_every = True, 0, PROBE_EVERY
         else:  # a lone request gained nothing by waiting; a few in a row end the gathering
+            if not self._gathering:
+                self._probe_every = min(PROBE_MAX, 2 * self._probe_every)
             self._misses += 1
             self._gathering = self._gathering and self._misses < MISSES_TO_STOP
 
     def _wants_to_gather(self) -> bool:
         """Whether a request arriving at an idle model, with nothing queued, should start a
-        gather: while gathering pays, and once every PROBE_EVERY seconds while it does not."""
+        gather: while gathering pays, and now and then while it does not."""
         if self.max_gather <= 0 or self.max_delay > 0 or self._busy or self._in_flight or self._queue:
             return False
         if self._gathering:
             return True
         now = time.monotonic()
-        if now - self._last_probe < PROBE_EVERY:
+        if now - self._last_probe < self._probe_every:
             return False
         if time.thread_time() - self._done_cpu < BUSY_TO_PROBE * (now - self._done_at):
             return False

@@ -255,6 +255,13 @@ def test_without_cores_the_instance_threads_are_left_to_the_os():
     assert {allowed for _, allowed in model.affinities} == {frozenset(allowed_cores())}
 
 
+def spin(seconds: float) -> None:
+    """Keeps this thread busy on the CPU, as work on the event loop does."""
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
+
+
 def gathering_batcher(model: SlowModel, metrics: Metrics) -> Batcher:
     return Batcher("slow", model, max_batch=64, max_delay=0, max_queue=64, metrics=metrics,
                    max_gather=5e-3, instances=1)
@@ -282,6 +289,32 @@ def test_a_lone_caller_with_idle_gaps_is_never_held_to_gather():
     assert model.runs == [1] * 41
     # Every call ran at once: none waited in the queue for others that were not coming.
     assert queued_seconds() == before
+
+
+def test_a_lone_caller_on_a_busy_event_loop_is_held_more_and_more_rarely():
+    model = SlowModel(0.1e-3)
+
+    async def main():
+        batcher = gathering_batcher(model, Metrics(CollectorRegistry()))
+        held = []
+        try:
+            await batcher.infer(rows(1))  # the batcher learns the row time
+            started = time.monotonic()
+            while time.monotonic() - started < 1.6:
+                spin(1e-3)  # the round trip, with the event loop busy (gRPC's own work)
+                before = time.monotonic()
+                await batcher.infer(rows(1))
+                if time.monotonic() - before > 1e-3:  # ten row times: it waited for company
+                    held.append(before - started)
+        finally:
+            await batcher.close()
+        return held
+
+    held = asyncio.run(main())
+    # Tries at 0.1, 0.3, 0.7 and 1.5 s: each that none joins doubles the wait for the next,
+    # where a fixed period would have held 16 calls.
+    assert 1 <= len(held) <= 5, held
+    assert all(later - earlier > 0.15 for earlier, later in zip(held[1:], held[2:])), held
 
 
 def test_callers_that_keep_the_event_loop_busy_are_gathered():
