@@ -157,6 +157,6 @@ def start_server(repository: Path | str, *args: str) -> ServerProcess:
     return ServerProcess(repository, *args).wait_ready_logged(120)
 
 
-def start_echo() -> Process:
-    return Process(["-m", "bench.echo"], listening=r"echo listening on [\d.]+:(\d+)", ready="echo listening"
+def start_echo(*args: str) -> Process:
+    return Process(["-m", "bench.echo", *args], listening=r"echo listening on [\d.]+:(\d+)", ready="echo listening"
                    ).wait_ready_logged(120)

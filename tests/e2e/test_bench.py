@@ -29,6 +29,13 @@ def test_http_quick(tiny_repository):
     assert len(rows) == 8 and "server exit status 0" in out, out  # 2 models x batch (1, 64) x callers (1, 16)
 
 
+def test_oip_quick(tiny_repository):
+    out = run_bench("bench.oip", "--quick", "--model-repository", str(tiny_repository))
+    rows = [line for line in out.splitlines() if line.startswith("| vae_decoder") or line.startswith("| gan_generator")]
+    assert len(rows) == 4 and "server exit status [0, 0]" in out and "; 0 errors" in out, out  # 2 models x 2 tables
+    assert "- gan_generator, run 1: p99" in out, out
+
+
 def test_memory_quick(tiny_repository):
     out = run_bench("bench.memory", "--requests", "1500", "--points", "1", "--burst", "10", "--rows", "64",
                     "--model-repository", str(tiny_repository))
