@@ -127,13 +127,12 @@ class Batcher:
             # this request alone, so skip the hand-over to the batching task and back.
             self._queue_seconds.observe(0.0)
             self._busy = True
-            started = now_ns() if self._tracing is not None else 0
             try:
-                outputs = self._timed_run(rows, derived)
+                outputs, started, ended = self._timed_run(rows, derived)
             finally:
                 self._busy = False
             if self._tracing is not None:
-                self._tracing.record(self._tracing.current(), self.name, started, started, now_ns(), len(rows), 1, 1)
+                self._tracing.record(self._tracing.current(), self.name, started, started, ended, len(rows), 1, 1)
             return outputs
         chunks = [rows[i:i + self.max_batch] for i in range(0, len(rows), self.max_batch)]
         # The bound counts waiting chunks; a request is admitted whole while there is room,
@@ -208,16 +207,15 @@ class Batcher:
             derived = any(item.derived for item in batch)
             if self._is_small(len(rows), len(batch)) and not self._in_flight:
                 self._busy = True
-                started = now_ns() if self._tracing is not None else 0
                 try:
-                    outputs = self._timed_run(rows, derived)
+                    outputs, started, ended = self._timed_run(rows, derived)
                 except Exception as exc:  # a failed run fails its callers, never the batcher
                     _fail(batch, exc)
                     continue
                 finally:
                     self._busy = False
                 if self._tracing is not None:
-                    self._trace(batch, len(rows), started, now_ns(), 1)
+                    self._trace(batch, len(rows), started, ended, 1)
                 _answer(batch, outputs)
             else:
                 parts = self._parts(len(rows))
@@ -261,19 +259,21 @@ class Batcher:
         self._note_done()
         outputs = results[0][0] if parts == 1 else [np.concatenate(p) for p in zip(*(r[0] for r in results))]
         if self._tracing is not None:
-            self._trace(batch, len(rows), min(r[2] for r in results),
-                        max(r[2] + round(r[1] * 1e9) for r in results), parts)
+            self._trace(batch, len(rows), min(r[2] for r in results), max(_ended(r) for r in results), parts)
         _answer(batch, outputs)
 
     def _hand_back(self, _: asyncio.Future | None) -> None:
         self._in_flight -= 1
         self._handed_back.set()
 
-    def _measured_run(self, rows: np.ndarray, derived: bool) -> tuple[list[np.ndarray], float, int]:
-        """A run with its own duration and start (on the spans' clock): for a thread's run,
-        the time until the event loop hears of it would count the loop's other work too."""
+    def _measured_run(self, rows: np.ndarray, derived: bool, short: bool = False
+                      ) -> tuple[list[np.ndarray], float, int]:
+        """A run (``short``: on the one-thread session) with its own duration and start (on
+        the spans' clock): for a thread's run, the time until the event loop hears of it
+        would count the loop's other work too."""
         started_ns, started = now_ns(), time.perf_counter()
-        return self._run(rows, derived), time.perf_counter() - started, started_ns
+        outputs = (self._run_short if short else self._run)(rows, derived)
+        return outputs, time.perf_counter() - started, started_ns
 
     def _trace(self, batch: list[_Item], rows: int, started_ns: int, ended_ns: int, parts: int) -> None:
         for item in batch:
@@ -357,13 +357,13 @@ class Batcher:
         return (self.max_delay == 0 and not self._busy and not self._in_flight and not self._queue
                 and rows <= self.max_batch and self._is_small(rows))
 
-    def _timed_run(self, rows: np.ndarray, derived: bool) -> list[np.ndarray]:
-        """A run on the event loop itself, for runs shorter than a thread hand-over."""
-        started = time.perf_counter()
-        outputs = self._run_short(rows, derived)
-        self._learn(rows, time.perf_counter() - started)
+    def _timed_run(self, rows: np.ndarray, derived: bool) -> tuple[list[np.ndarray], int, int]:
+        """A run on the event loop itself, for runs shorter than a thread hand-over: its
+        outputs, and its start and end on the spans' clock."""
+        result = self._measured_run(rows, derived, short=True)
+        self._learn(rows, result[1])
         self._note_done()
-        return outputs
+        return result[0], result[2], _ended(result)
 
     def _note_done(self) -> None:
         """A run has ended; called on the event loop's thread."""
@@ -393,6 +393,11 @@ class Batcher:
             batch.append(item)
             rows += len(item.rows)
         return batch
+
+
+def _ended(result: tuple[list[np.ndarray], float, int]) -> int:
+    """When a measured run ended, on the spans' clock."""
+    return result[2] + round(result[1] * 1e9)
 
 
 def _answer(batch: list[_Item], outputs: list[np.ndarray]) -> None:

@@ -77,9 +77,14 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+def disabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether OTEL_SDK_DISABLED turns OpenTelemetry off, whatever else is set."""
+    return environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
 def asked(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether the standard variables ask for traces."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    if disabled(environ):
         return False
     exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     if exporter == "none":
@@ -97,7 +102,7 @@ def setup() -> Tracing | None:
             log.warning("OTEL_* variables ask for traces, but OpenTelemetry is not installed: "
                         "pip install 'genserve[otel]'; serving without traces")
         return None
-    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    if disabled():
         return None
     installed = trace.get_tracer_provider()
     if isinstance(installed, TracerProvider):
