@@ -99,52 +99,60 @@ class Endpoint(_message.Message):
     def __init__(self, image: _Optional[_Union[Tensor, _Mapping]] = ..., latent: _Optional[_Union[Tensor, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class InterpolateRequest(_message.Message):
-    __slots__ = ("model", "start", "end", "steps", "digit", "image_format")
+    __slots__ = ("model", "start", "end", "steps", "digit", "image_format", "version")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     DIGIT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     model: str
     start: Endpoint
     end: Endpoint
     steps: int
     digit: int
     image_format: ImageFormat
-    def __init__(self, model: _Optional[str] = ..., start: _Optional[_Union[Endpoint, _Mapping]] = ..., end: _Optional[_Union[Endpoint, _Mapping]] = ..., steps: _Optional[int] = ..., digit: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    version: int
+    def __init__(self, model: _Optional[str] = ..., start: _Optional[_Union[Endpoint, _Mapping]] = ..., end: _Optional[_Union[Endpoint, _Mapping]] = ..., steps: _Optional[int] = ..., digit: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class LatentGridRequest(_message.Message):
-    __slots__ = ("size", "span", "digit", "image_format")
+    __slots__ = ("size", "span", "digit", "image_format", "version")
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SPAN_FIELD_NUMBER: _ClassVar[int]
     DIGIT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     size: int
     span: float
     digit: int
     image_format: ImageFormat
-    def __init__(self, size: _Optional[int] = ..., span: _Optional[float] = ..., digit: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    version: int
+    def __init__(self, size: _Optional[int] = ..., span: _Optional[float] = ..., digit: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ReconstructRequest(_message.Message):
-    __slots__ = ("images", "image_format")
+    __slots__ = ("images", "image_format", "version")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     images: Tensor
     image_format: ImageFormat
-    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    version: int
+    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class RestyleRequest(_message.Message):
-    __slots__ = ("images", "digit", "source_digits", "image_format")
+    __slots__ = ("images", "digit", "source_digits", "image_format", "version")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     DIGIT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_DIGITS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     images: Tensor
     digit: int
     source_digits: _containers.RepeatedScalarFieldContainer[int]
     image_format: ImageFormat
-    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., digit: _Optional[int] = ..., source_digits: _Optional[_Iterable[int]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    version: int
+    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., digit: _Optional[int] = ..., source_digits: _Optional[_Iterable[int]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ClassifyRequest(_message.Message):
     __slots__ = ("images", "version")
