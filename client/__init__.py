@@ -14,10 +14,9 @@ Needs neither torch nor onnxruntime.
 """
 
 from ._calls import ModelInfo, Result, TensorInfo
-from .async_client import AsyncGenerativeClient
+from ._generated import AsyncGenerativeClient, GenerativeClient
 from .errors import (Cancelled, DeadlineExceeded, FailedPrecondition, GenserveError, Internal, InvalidArgument,
                      NotFound, PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable, Unimplemented)
-from .sync_client import GenerativeClient
 
 __all__ = ["GenerativeClient", "AsyncGenerativeClient", "ModelInfo", "TensorInfo", "Result", "GenserveError",
            "InvalidArgument", "NotFound", "FailedPrecondition", "Unavailable", "Unauthenticated", "PermissionDenied",

@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote a {args.size}x{args.size} manifold to {path}")
             elif args.command == "classify":
                 tiles, _ = read_grid(args.input)
-                digits, probabilities = client.classify(tiles)
+                read, probabilities = client.classify(tiles)
                 print("image\tdigit\tprobability")
-                for i, (d, p) in enumerate(zip(digits, probabilities)):
+                for i, (d, p) in enumerate(zip(read, probabilities)):
                     print(f"{i}\t{d}\t{p[d]:.4f}")
             elif args.command in ("reconstruct", "restyle", "denoise"):
                 tiles, ncol = read_grid(args.input)

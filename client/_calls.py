@@ -6,10 +6,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, Generic, Sequence, TypeVar
 
 import grpc
 import numpy as np
+from numpy.typing import ArrayLike
 from google.protobuf import json_format
 
 from genserve.codec import from_tensor, to_tensor
@@ -18,6 +19,8 @@ from genserve.v1 import generative_pb2 as pb
 from .errors import InvalidArgument
 
 M = TypeVar("M")
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 
@@ -43,7 +46,7 @@ class ModelInfo:
     role: str = ""  # what genserve.v1 does with it; "": the Open Inference Protocol alone
 
 
-def image_tensor(images: np.ndarray) -> pb.Tensor:
+def image_tensor(images: ArrayLike) -> pb.Tensor:
     """uint8 (0..255) or float (0..1) images, [28,28], [N,28,28] or [N,1,28,28]."""
     images = np.asarray(images)
     if images.ndim == 2:
@@ -56,7 +59,7 @@ def image_tensor(images: np.ndarray) -> pb.Tensor:
     return to_tensor(images)
 
 
-def latent_tensor(z: np.ndarray) -> pb.Tensor:
+def latent_tensor(z: ArrayLike) -> pb.Tensor:
     z = np.asarray(z)
     if z.dtype.kind not in "uif":
         raise InvalidArgument(f"z: a float array [N,2], got {z.dtype}")
@@ -67,11 +70,11 @@ def image_format(as_float: bool) -> int:
     return pb.IMAGE_FORMAT_FLOAT32 if as_float else pb.IMAGE_FORMAT_UINT8
 
 
-def encode_request(images: np.ndarray, seed: int | None, version: int = 0) -> pb.EncodeRequest:
+def encode_request(images: ArrayLike, seed: int | None, version: int = 0) -> pb.EncodeRequest:
     return build(pb.EncodeRequest, images=image_tensor(images), seed=seed, version=version)
 
 
-def decode_request(z: np.ndarray, as_float: bool, version: int = 0) -> pb.DecodeRequest:
+def decode_request(z: ArrayLike, as_float: bool, version: int = 0) -> pb.DecodeRequest:
     return build(pb.DecodeRequest, z=latent_tensor(z), image_format=image_format(as_float), version=version)
 
 
@@ -83,7 +86,7 @@ def sample_request(n: int, model: str, seed: int | None, as_float: bool, version
                  digit=one, digits=None if many is None else [int(d) for d in many], return_latents=return_latents)
 
 
-def endpoint(point: int | np.ndarray, field: str) -> pb.Endpoint:
+def endpoint(point: int | ArrayLike, field: str) -> pb.Endpoint:
     """An int seed, an image [28,28] or [1,28,28], or a latent vector."""
     if isinstance(point, (int, np.integer)) and not isinstance(point, bool):
         return build(pb.Endpoint, seed=int(point))
@@ -95,28 +98,31 @@ def endpoint(point: int | np.ndarray, field: str) -> pb.Endpoint:
     return pb.Endpoint(latent=to_tensor(array.astype(np.float32).reshape(-1)))
 
 
-def interpolate_request(start: int | np.ndarray, end: int | np.ndarray, steps: int, model: str,
-                        digit: int | None, as_float: bool) -> pb.InterpolateRequest:
+def interpolate_request(start: int | ArrayLike, end: int | ArrayLike, steps: int, model: str,
+                        digit: int | None, as_float: bool, version: int = 0) -> pb.InterpolateRequest:
     return build(pb.InterpolateRequest, model=model, start=endpoint(start, "start"), end=endpoint(end, "end"),
-                 steps=steps, digit=digit, image_format=image_format(as_float))
+                 steps=steps, digit=digit, image_format=image_format(as_float), version=version)
 
 
-def latent_grid_request(size: int, span: float, digit: int | None, as_float: bool) -> pb.LatentGridRequest:
-    return build(pb.LatentGridRequest, size=size, span=span, digit=digit, image_format=image_format(as_float))
+def latent_grid_request(size: int, span: float, digit: int | None, as_float: bool,
+                        version: int = 0) -> pb.LatentGridRequest:
+    return build(pb.LatentGridRequest, size=size, span=span, digit=digit, image_format=image_format(as_float),
+                 version=version)
 
 
-def reconstruct_request(images: np.ndarray, as_float: bool) -> pb.ReconstructRequest:
-    return build(pb.ReconstructRequest, images=image_tensor(images), image_format=image_format(as_float))
+def reconstruct_request(images: ArrayLike, as_float: bool, version: int = 0) -> pb.ReconstructRequest:
+    return build(pb.ReconstructRequest, images=image_tensor(images), image_format=image_format(as_float),
+                 version=version)
 
 
-def restyle_request(images: np.ndarray, digit: int, source_digits: Sequence[int] | None,
-                    as_float: bool) -> pb.RestyleRequest:
+def restyle_request(images: ArrayLike, digit: int, source_digits: Sequence[int] | None,
+                    as_float: bool, version: int = 0) -> pb.RestyleRequest:
     return build(pb.RestyleRequest, images=image_tensor(images), digit=digit,
                  source_digits=None if source_digits is None else [int(d) for d in source_digits],
-                 image_format=image_format(as_float))
+                 image_format=image_format(as_float), version=version)
 
 
-def classify_request(images: np.ndarray, version: int = 0) -> pb.ClassifyRequest:
+def classify_request(images: ArrayLike, version: int = 0) -> pb.ClassifyRequest:
     return build(pb.ClassifyRequest, images=image_tensor(images), version=version)
 
 
@@ -128,23 +134,23 @@ def build(message: type[M], **fields: Any) -> M:
         raise InvalidArgument(f"{message.__name__}: {exc}") from None
 
 
-def denoise_request(images: np.ndarray, as_float: bool, version: int = 0) -> pb.DenoiseRequest:
+def denoise_request(images: ArrayLike, as_float: bool, version: int = 0) -> pb.DenoiseRequest:
     return build(pb.DenoiseRequest, images=image_tensor(images), image_format=image_format(as_float),
                  version=version)
 
 
 @dataclass(frozen=True)
-class Result:
+class Result(Generic[T_co]):
     """What a call answered, with what ran it (``return_info=True``): ``output`` (the
     images, or the encoder's arrays), the model and version that answered, and the seed
     a sampling call used (None where the call drew none, or did not say)."""
-    output: Any
+    output: T_co
     model: str
     version: int
     seed: int | None = None
 
 
-def answer(output: Any, response: Any, return_info: bool, seed: int | None = None) -> Any:
+def answer(output: T, response: Any, return_info: bool, seed: int | None = None) -> T | Result[T]:
     """``output``, or with ``return_info`` a Result naming what ran."""
     if not return_info:
         return output
@@ -153,7 +159,8 @@ def answer(output: Any, response: Any, return_info: bool, seed: int | None = Non
     return Result(output, response.model.name, response.model.version, seed)
 
 
-def encoded(response: pb.EncodeResponse, with_z: bool) -> tuple[np.ndarray, ...]:
+def encoded(response: pb.EncodeResponse, with_z: bool
+            ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
     mean, log_var = from_tensor(response.z_mean), from_tensor(response.z_log_var)
     return (mean, log_var, from_tensor(response.z)) if with_z else (mean, log_var)
 
@@ -162,7 +169,7 @@ def images(response: pb.ImagesResponse) -> np.ndarray:
     return from_tensor(response.images)
 
 
-def sampled(response: pb.ImagesResponse, return_latents: bool) -> Any:
+def sampled(response: pb.ImagesResponse, return_latents: bool) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """The images, or with ``return_latents`` (images, latents)."""
     return (images(response), from_tensor(response.latents)) if return_latents else images(response)
 
