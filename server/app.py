@@ -11,7 +11,7 @@ from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
 from genserve.oip import inference_pb2, inference_pb2_grpc
@@ -19,23 +19,38 @@ from genserve.v1 import generative_pb2, generative_pb2_grpc
 
 from .engine import Engine
 from .errors import RepositoryError, StartupError
+from .gate import Gate
+from .grpc_gate import GrpcGate
+from .grpc_oip import SERVICE as OIP_SERVICE, InferenceServicer
+from .grpc_v1 import SERVICE, GenerativeServicer
 from .http import HttpApi, start_http
-from .interceptors import ErrorsAndMetrics
 from .memory import trim_when_idle
 from .metrics import Metrics
-from .oip import SERVICE as OIP_SERVICE, InferenceServicer
 from .reload import RepositoryWatcher
 from .security import BearerTokens, describe, read_tokens, server_credentials
-from .servicer import GenerativeServicer
+from .service import Service
 from .settings import Settings
 from .tracing import Tracing, setup as setup_tracing
 
 log = logging.getLogger("server")
 
-SERVICE = generative_pb2.DESCRIPTOR.services_by_name["GenerativeService"].full_name
 PENDING_CALLS = 65_536
-REFLECTION_METHODS = ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+REFLECTION_METHODS = (f"/{reflection.SERVICE_NAME}/ServerReflectionInfo", f"/{REFLECTION_V1}/ServerReflectionInfo")
+
+
+def enable_reflection(server: grpc.aio.Server, services: tuple[str, ...]) -> None:
+    """Server reflection, as grpcurl and other tools ask for it: v1alpha (grpcio-reflection's)
+    and v1, whose messages are v1alpha's under another package name, so that v1alpha's
+    servicer answers both."""
+    names = (*services, reflection.SERVICE_NAME, REFLECTION_V1)
+    servicer = reflection.aio.ReflectionServicer(names)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo, request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {
+        "ServerReflectionInfo": handler}),))
 
 
 def connection_age(settings: Settings) -> list[tuple[str, int]]:
@@ -61,13 +76,18 @@ SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.Health
 class App:
     server: grpc.aio.Server
     port: int
-    gate: ErrorsAndMetrics
+    gate: Gate
     health: health.aio.HealthServicer
-    servicer: GenerativeServicer
+    service: Service  # the core every door calls
     engine: Engine
     metrics: Metrics
     http: HttpApi | None = None  # None: --no-http
     tracing: Tracing | None = None  # None: no traces (server/tracing.py)
+
+    @property
+    def servicer(self) -> Service:
+        """The core, by the name embedding programs used for its ``ready`` flag."""
+        return self.service
 
     async def set_health(self, status) -> None:
         for service in ("", SERVICE, OIP_SERVICE):
@@ -80,10 +100,11 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
     """Build the server and bind its port (0 picks a free one); nothing loaded yet."""
     metrics = Metrics(registry)
     engine = Engine(settings, metrics, worker or 0, tracing)
+    service = Service(engine, settings)
     limit = settings.max_message_bytes
-    gate = ErrorsAndMetrics(metrics, (SERVICE, OIP_SERVICE), settings.max_concurrent_requests,
-                            access_log=settings.access_log, request_ids=settings.log_format == "json")
-    interceptors: list[grpc.aio.ServerInterceptor] = [gate]
+    gate = Gate(metrics, settings.max_concurrent_requests, access_log=settings.access_log,
+                request_ids=settings.log_format == "json", passes=(grpc.aio.AbortError,))
+    interceptors: list[grpc.aio.ServerInterceptor] = [GrpcGate(gate, (SERVICE, OIP_SERVICE), served_methods())]
     if settings.auth_token_file is not None:
         tokens = read_tokens(settings.auth_token_file)
         interceptors.insert(0, BearerTokens(tokens, metrics, open_health=not settings.auth_health,
@@ -103,13 +124,11 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
                  # Worker processes share the port; a lone server must not share it by accident.
                  ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
                  *connection_age(settings)])
-    servicer = GenerativeServicer(engine, settings)
-    generative_pb2_grpc.add_GenerativeServiceServicer_to_server(servicer, server)
-    inference = InferenceServicer(engine, settings, servicer)
-    inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
+    generative_pb2_grpc.add_GenerativeServiceServicer_to_server(GenerativeServicer(service), server)
+    inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(service), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE, OIP_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    enable_reflection(server, (SERVICE, OIP_SERVICE, health.SERVICE_NAME))
     address = f"{settings.host}:{settings.port}"
     try:
         port = (server.add_secure_port(address, credentials) if credentials is not None
@@ -119,8 +138,8 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
     if port == 0:
         raise StartupError(f"cannot listen on {address}: the port is taken or the address is not this "
                            "machine's; choose another --port or --host")
-    http = HttpApi(settings, servicer, inference, gate, tracing) if settings.http else None
-    return App(server, port, gate, health_servicer, servicer, engine, metrics, http, tracing)
+    http = HttpApi(settings, service, gate, tracing) if settings.http else None
+    return App(server, port, gate, health_servicer, service, engine, metrics, http, tracing)
 
 
 async def serve(settings: Settings, worker: int | None = None, on_ready: Callable[[], None] | None = None) -> int:
@@ -174,7 +193,7 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
         if metrics_server is not None:
             metrics_server.shutdown()
         return 1
-    app.servicer.ready = True
+    app.service.ready = True
     await app.set_health(SERVING)
     if on_ready is not None:
         on_ready()

@@ -18,12 +18,11 @@ _ID = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII: a caller's id is kep
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 
-def call_id(metadata) -> str:
-    """The call's request id: the caller's ``x-request-id`` where it is a short printable
-    one, otherwise a new one."""
-    for key, value in metadata or ():
-        if key == "x-request-id" and isinstance(value, str) and _ID.fullmatch(value):
-            return value
+def call_id(value: str | None) -> str:
+    """The call's request id: the caller's ``x-request-id`` (gRPC metadata or HTTP header)
+    where it is a short printable one, otherwise a new one."""
+    if isinstance(value, str) and _ID.fullmatch(value):
+        return value
     return uuid.uuid4().hex
 
 

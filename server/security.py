@@ -82,6 +82,21 @@ def valid_token(presented: bytes, tokens: tuple[bytes, ...]) -> bool:
     return any(matches)
 
 
+def bearer_problem(value: str | bytes | None, tokens: tuple[bytes, ...]) -> str | None:
+    """What is wrong with an ``authorization`` value (gRPC metadata or the HTTP header):
+    None when it is ``Bearer <token>`` with a token the server accepts, otherwise
+    "missing", "malformed" or "invalid" (the reasons of the refusals' metric)."""
+    if not value:
+        return "missing"
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    scheme, _, token = text.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return "malformed"
+    # surrogateescape: header bytes that are not UTF-8 compare as the bytes they were
+    presented = token.strip().encode("utf-8", "surrogateescape")
+    return None if valid_token(presented, tokens) else "invalid"
+
+
 class BearerTokens(grpc.aio.ServerInterceptor):
     """Refuses any call without a valid bearer token with UNAUTHENTICATED before it
     reaches a service. The health service stays open when ``open_health`` is set, so
@@ -96,18 +111,10 @@ class BearerTokens(grpc.aio.ServerInterceptor):
         # so that callers cannot create series by making up methods.
         self._methods = methods
 
-    def _valid(self, presented: bytes) -> bool:
-        return valid_token(presented, self._tokens)
-
     def _check(self, details) -> str | None:
         """None when the call may go on; otherwise why not."""
         values = [v for k, v in (details.invocation_metadata or ()) if k == "authorization"]
-        if not values:
-            return "missing"
-        scheme, _, token = (values[0] if isinstance(values[0], str) else values[0].decode()).partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return "malformed"
-        return None if self._valid(token.strip().encode()) else "invalid"
+        return bearer_problem(values[0] if values else None, self._tokens)
 
     async def intercept_service(self, continuation, details):
         service, _, rpc = details.method.lstrip("/").rpartition("/")

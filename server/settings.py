@@ -27,6 +27,7 @@ class Settings:
     http: bool = True
     http_host: str | None = None  # None: --host's
     http_port: int = 8000
+    http_timeout: float = 60.0  # seconds; 0: none
     providers: tuple[str, ...] = ("cuda", "cpu")
     intra_op_threads: int = 0
     instances: int = 0
@@ -196,6 +197,15 @@ def _one_of(*options: str):
     return check
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Each flag's default after its help, where it has one worth printing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(OneLineParser):
     def explain(self, message: str) -> str:
         # A bad GENSERVE_* value fails argparse's type check like a bad flag; name its source.
@@ -209,9 +219,11 @@ class _Parser(OneLineParser):
 def build_parser() -> argparse.ArgumentParser:
     d = Settings()
     p = _Parser(prog="python -m server", description=(
-        "Serve genserve's ONNX models over gRPC (genserve.v1.GenerativeService, grpc.health.v1.Health, "
-        "server reflection) with Prometheus metrics. Every flag defaults to its GENSERVE_* variable."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "Serve genserve's ONNX models on onnxruntime: over gRPC (genserve.v1.GenerativeService, the Open Inference "
+        "Protocol's inference.GRPCInferenceService, grpc.health.v1.Health, server reflection), over HTTP (the Open "
+        "Inference Protocol's REST API, genserve.v1 as JSON and PNG, and the playground page at /), with "
+        "Prometheus metrics. Every flag defaults to its GENSERVE_* variable."),
+        formatter_class=_Help)
     p.add_argument("--model-repository", type=Path, default=Path(_env("MODEL_REPOSITORY", d.model_repository)),
                    help="model repository: <repo>/<model>/<version>/model.onnx + manifest.json "
                         "[GENSERVE_MODEL_REPOSITORY]")
@@ -229,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HTTP listen address; default: --host's [GENSERVE_HTTP_HOST]")
     p.add_argument("--http-port", type=port, default=_env("HTTP_PORT", d.http_port),
                    help="HTTP port; 0 picks a free one [GENSERVE_HTTP_PORT]")
+    p.add_argument("--http-timeout", type=non_negative_float, metavar="SECONDS",
+                   default=_env("HTTP_TIMEOUT", d.http_timeout),
+                   help="an HTTP call's deadline where it states none (the X-Request-Timeout header, or the Open "
+                        "Inference Protocol's timeout parameter): a call still queued then gets 504; 0: none "
+                        "[GENSERVE_HTTP_TIMEOUT]")
     p.add_argument("--providers", type=_providers, default=_env("PROVIDERS", ",".join(d.providers)),
                    help="onnxruntime execution providers in order of preference: cuda,cpu falls back to "
                         "the CPU where CUDA cannot load; cuda alone refuses to start without it "
@@ -291,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace-period", type=float, default=_env("GRACE_PERIOD", d.grace_period),
                    help="seconds in-flight calls get to finish on SIGTERM/SIGINT [GENSERVE_GRACE_PERIOD]")
     p.add_argument("--log-level", type=_one_of(*LOG_LEVELS), metavar="{" + ",".join(LOG_LEVELS) + "}",
-                   default=_env("LOG_LEVEL", d.log_level), help="[GENSERVE_LOG_LEVEL]")
+                   default=_env("LOG_LEVEL", d.log_level),
+                   help="the least severe log lines written (to stderr) [GENSERVE_LOG_LEVEL]")
     p.add_argument("--log-format", type=_one_of("text", "json"), metavar="{text,json}",
                    default=_env("LOG_FORMAT", d.log_format),
                    help="text lines, or JSON lines with time, level, logger, message and, for a call, its "

@@ -1,12 +1,11 @@
-"""Protobuf tensors <-> numpy, with every check a request must pass first.
-Each error names the field and the limit it broke."""
+"""genserve.v1's tensors <-> numpy, with every check a tensor must pass first (and
+the value checks both APIs share). Each error names the field and the limit it broke."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from genserve.codec import DTYPES, to_tensor
-from genserve.contract import DIGITS
 from genserve.v1 import generative_pb2 as pb
 
 from .errors import InvalidArgument
@@ -49,9 +48,20 @@ def images_from_proto(tensor: pb.Tensor, field: str, max_batch: int) -> np.ndarr
     array = _array(tensor, field, max_batch, (pb.DATA_TYPE_UINT8, pb.DATA_TYPE_FLOAT32),
                    ((28, 28), (1, 28, 28)), "[N,28,28] or [N,1,28,28]")
     if array.dtype == np.uint8:
-        return np.divide(array.reshape(-1, 1, 28, 28), np.float32(255), dtype=np.float32)
+        return _unit(array)
     check_pixels(array, f"{field}.data")
     return np.ascontiguousarray(array.reshape(-1, 1, 28, 28), np.float32)
+
+
+def images_from_pixels(pixels: np.ndarray, field: str, max_batch: int) -> np.ndarray:
+    """uint8 [N,28,28] (a decoded picture's tiles) -> float32 [N,1,28,28], within the batch maximum."""
+    if len(pixels) > max_batch:
+        raise InvalidArgument(f"{field}: {len(pixels)} digits exceed the maximum of {max_batch} per request")
+    return _unit(pixels)
+
+
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    return np.divide(pixels.reshape(-1, 1, 28, 28), np.float32(255), dtype=np.float32)
 
 
 def latents_from_proto(tensor: pb.Tensor, field: str, max_batch: int) -> np.ndarray:
@@ -82,23 +92,6 @@ def latent_from_proto(tensor: pb.Tensor, field: str, size: int) -> np.ndarray:
     array = _array(batch, field, 1, (pb.DATA_TYPE_FLOAT32,), ((size,),), f"[{size}]")
     check_latents(array, f"{field}.data")
     return np.ascontiguousarray(array[0], np.float32)
-
-
-def digit(value: int, field: str) -> int:
-    if not 0 <= value < DIGITS:
-        raise InvalidArgument(f"{field}: a digit is 0-{DIGITS - 1}, got {value}")
-    return value
-
-
-def digits(values, field: str, n: int) -> np.ndarray:
-    """int64 [n] from exactly ``n`` digits."""
-    if len(values) != n:
-        raise InvalidArgument(f"{field}: {len(values):,} digits for {n} images; give one per image")
-    array = np.asarray(values, np.int64)
-    bad = np.flatnonzero((array < 0) | (array >= DIGITS))
-    if len(bad):
-        raise InvalidArgument(f"{field}[{bad[0]}]: a digit is 0-{DIGITS - 1}, got {array[bad[0]]}")
-    return array
 
 
 def check_pixels(array: np.ndarray, where: str) -> None:
