@@ -19,11 +19,12 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from .errors import DeadlineExceeded, QueueFull
+from .gathering import Gathering
 from .metrics import Metrics
 from .tracing import Tracing, now_ns
 
@@ -39,17 +40,6 @@ INLINE_BELOW = 2e-3  # seconds
 # INLINE_MAX: taking in and answering such a batch costs the loop more than the run.
 INLINE_PER_REQUEST = 80e-6  # seconds
 INLINE_MAX = 5e-3  # seconds
-GAP_FACTOR = 2.0  # a gather ends when no request arrived for this many usual gaps
-# While gathering does not pay, a request is held now and then to see whether others
-# join it: PROBE_EVERY seconds after the last try at first, each try that none joins
-# doubling the wait up to PROBE_MAX, so that a lone caller is held once every few seconds.
-PROBE_EVERY = 0.1
-PROBE_MAX = 3.2
-MISSES_TO_STOP = 3  # gathers in a row that no request joins before gathering stops
-# A probe needs the event loop to have been busy for at least this share of the time since
-# the last run ended: a lone caller's next request finds it idle, and could only wait.
-BUSY_TO_PROBE = 0.5
-RECENT_GATHERS = 16  # gathers whose sizes say how many requests usually come
 # One batch waits behind each running one, so that a finished instance starts the next
 # at once instead of waiting for the event loop to hand it over.
 IN_FLIGHT_PER_INSTANCE = 2
@@ -57,6 +47,17 @@ SPLIT_ABOVE = 1e-3  # seconds: a batch expected to run longer is split across id
 # The least a part of a split batch may be expected to run: shorter parts lose more to
 # fixed costs than the split gains. By time, not rows, since models' rows differ in cost.
 MIN_PART_SECONDS = 0.5e-3
+
+
+class Run(NamedTuple):
+    """One measured model run: its outputs, its duration, and its start on the spans' clock."""
+    outputs: list[np.ndarray]
+    seconds: float
+    started_ns: int
+
+    @property
+    def ended_ns(self) -> int:
+        return self.started_ns + round(self.seconds * 1e9)
 
 
 @dataclass
@@ -103,16 +104,7 @@ class Batcher:
         self._in_flight = 0  # parts of batches handed to threads, running or waiting for one
         self._handed_back: asyncio.Event | None = None  # set when a part finishes
         self._runs: set[asyncio.Task] = set()  # referenced until done, as asyncio asks
-        self._gathering = False  # gathers have been joined by other requests
-        self._misses = 0  # gathers in a row that no request joined
-        self._recent_sizes: collections.deque[int] = collections.deque(maxlen=RECENT_GATHERS)
-        self._probe = False  # a request was queued to try gathering again
-        self._last_probe = 0.0
-        self._probe_every = PROBE_EVERY  # seconds from one try to gather to the next
-        self._done_at = 0.0  # when the last run ended (time.monotonic())
-        self._done_cpu = 0.0  # the event loop's thread CPU time then (time.thread_time())
-        self._last_uncapped = 0.0  # when a gather last ran without the usual size's cap
-        self._arrival_gap: float | None = None  # moving average of seconds between arrivals
+        self._policy = Gathering(max_gather, max_queue)
         self._arrived: asyncio.Future | None = None  # what a gather waits on
         self._enough = 0  # queued requests at which a gather ends at once
 
@@ -126,14 +118,11 @@ class Batcher:
             # Idle, nothing queued, no delay asked for and a short run: the batch would be
             # this request alone, so skip the hand-over to the batching task and back.
             self._queue_seconds.observe(0.0)
-            self._busy = True
-            try:
-                outputs, started, ended = self._timed_run(rows, derived)
-            finally:
-                self._busy = False
+            run = self._run_inline(rows, derived)
             if self._tracing is not None:
-                self._tracing.record(self._tracing.current(), self.name, started, started, ended, len(rows), 1, 1)
-            return outputs
+                self._tracing.record(self._tracing.current(), self.name, run.started_ns, run.started_ns,
+                                     run.ended_ns, len(rows), 1, 1)
+            return run.outputs
         chunks = [rows[i:i + self.max_batch] for i in range(0, len(rows), self.max_batch)]
         # The bound counts waiting chunks; a request is admitted whole while there is room,
         # so that a request of more chunks than the bound is not refused forever.
@@ -192,9 +181,9 @@ class Batcher:
                         await asyncio.wait_for(self._full.wait(), wait)
                     except asyncio.TimeoutError:
                         pass
-            elif (self._gathering or self._probe) and self._queue and self._queued_rows < self.max_batch:
+            elif self._policy.pending and self._queue and self._queued_rows < self.max_batch:
                 await self._gather(loop)
-            self._probe = False
+            self._policy.probing = False
             batch = self._take()
             if not self._queue:
                 self._wake.clear()
@@ -206,17 +195,14 @@ class Batcher:
             rows = batch[0].rows if len(batch) == 1 else np.concatenate([item.rows for item in batch])
             derived = any(item.derived for item in batch)
             if self._is_small(len(rows), len(batch)) and not self._in_flight:
-                self._busy = True
                 try:
-                    outputs, started, ended = self._timed_run(rows, derived)
+                    run = self._run_inline(rows, derived)
                 except Exception as exc:  # a failed run fails its callers, never the batcher
                     _fail(batch, exc)
                     continue
-                finally:
-                    self._busy = False
                 if self._tracing is not None:
-                    self._trace(batch, len(rows), started, ended, 1)
-                _answer(batch, outputs)
+                    self._trace(batch, len(rows), run.started_ns, run.ended_ns, 1)
+                _answer(batch, run.outputs)
             else:
                 parts = self._parts(len(rows))
                 self._in_flight += parts
@@ -254,26 +240,26 @@ class Batcher:
         if failed is not None:  # a failed run fails its callers, never the batcher
             _fail(batch, failed)
             return
-        for part, (_, seconds, _) in zip(range(0, len(rows), step), results):
-            self._learn(rows[part:part + step], seconds)
+        for part, run in zip(range(0, len(rows), step), results):
+            self._learn(rows[part:part + step], run.seconds)
         self._note_done()
-        outputs = results[0][0] if parts == 1 else [np.concatenate(p) for p in zip(*(r[0] for r in results))]
+        outputs = results[0].outputs if parts == 1 else [np.concatenate(p) for p in zip(*(r.outputs for r in results))]
         if self._tracing is not None:
-            self._trace(batch, len(rows), min(r[2] for r in results), max(_ended(r) for r in results), parts)
+            self._trace(batch, len(rows), min(r.started_ns for r in results), max(r.ended_ns for r in results),
+                        parts)
         _answer(batch, outputs)
 
     def _hand_back(self, _: asyncio.Future | None) -> None:
         self._in_flight -= 1
         self._handed_back.set()
 
-    def _measured_run(self, rows: np.ndarray, derived: bool, short: bool = False
-                      ) -> tuple[list[np.ndarray], float, int]:
+    def _measured_run(self, rows: np.ndarray, derived: bool, short: bool = False) -> Run:
         """A run (``short``: on the one-thread session) with its own duration and start (on
         the spans' clock): for a thread's run, the time until the event loop hears of it
         would count the loop's other work too."""
         started_ns, started = now_ns(), time.perf_counter()
         outputs = (self._run_short if short else self._run)(rows, derived)
-        return outputs, time.perf_counter() - started, started_ns
+        return Run(outputs, time.perf_counter() - started, started_ns)
 
     def _trace(self, batch: list[_Item], rows: int, started_ns: int, ended_ns: int, parts: int) -> None:
         for item in batch:
@@ -282,19 +268,14 @@ class Batcher:
                                      parts)
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Hold the queued batch while requests keep arriving; learn whether that pays."""
+        """Hold the queued batch while requests keep arriving (the policy is Gathering's)."""
+        policy = self._policy
         until = self._queue[0].queued + self.max_gather
-        gap = self.max_gather / 4 if self._arrival_gap is None else GAP_FACTOR * self._arrival_gap
+        gap = policy.first_gap()
         last_look = now = time.monotonic()
-        # Capped at the largest recent batch: a fixed set of callers has then all arrived.
-        # Once every PROBE_EVERY seconds a gather goes uncapped, since a cap can only be
-        # outgrown by a gather that does not stop at it: more callers are noticed that way.
-        usual = max(self._recent_sizes, default=self.max_queue)
-        if len(self._queue) >= usual or now - self._last_uncapped >= PROBE_EVERY:
-            usual, self._last_uncapped = self.max_queue, now
         # Arrivals wake the gather only once it has enough; otherwise it looks at the queue
         # when each wait of one gap ends, sparing small requests a task step each.
-        self._enough = usual
+        usual = self._enough = policy.cap(len(self._queue), now)
         waited = False
         while self._queued_rows < self.max_batch and len(self._queue) < usual:
             now = time.monotonic()
@@ -311,42 +292,21 @@ class Batcher:
                 timer.cancel()
                 self._arrived = None
             if len(self._queue) == queued:
-                # The event loop's CPU time over the wait tells an idle gap, when no request
-                # is on its way, from one spent answering the last batch, with arrivals behind it.
-                if time.thread_time() - busy_since < 0.5 * (time.monotonic() - now):
+                if policy.idle_wait(time.thread_time() - busy_since, time.monotonic() - now):
                     break
                 continue
             now = time.monotonic()
-            between = (now - last_look) / (len(self._queue) - queued)
+            gap = policy.arrived(len(self._queue) - queued, now - last_look)
             last_look = now
-            self._arrival_gap = between if self._arrival_gap is None else (
-                0.8 * self._arrival_gap + 0.2 * between)
-            gap = min(GAP_FACTOR * self._arrival_gap, self.max_gather)
-        if not waited:  # its time had passed while it queued behind a run: it says nothing of arrivals
-            return
-        if len(self._queue) > 1:
-            self._recent_sizes.append(len(self._queue))
-            self._gathering, self._misses, self._probe_every = True, 0, PROBE_EVERY
-        else:  # a lone request gained nothing by waiting; a few in a row end the gathering
-            if not self._gathering:
-                self._probe_every = min(PROBE_MAX, 2 * self._probe_every)
-            self._misses += 1
-            self._gathering = self._gathering and self._misses < MISSES_TO_STOP
+        if waited:  # one whose time had passed while it queued behind a run says nothing of arrivals
+            policy.ended(len(self._queue))
 
     def _wants_to_gather(self) -> bool:
-        """Whether a request arriving at an idle model, with nothing queued, should start a
-        gather: while gathering pays, and now and then while it does not."""
+        """Whether a request arriving now starts a gather: only at an idle model with nothing
+        queued, when gathering is on and no fixed delay replaces it, as the policy decides."""
         if self.max_gather <= 0 or self.max_delay > 0 or self._busy or self._in_flight or self._queue:
             return False
-        if self._gathering:
-            return True
-        now = time.monotonic()
-        if now - self._last_probe < self._probe_every:
-            return False
-        if time.thread_time() - self._done_cpu < BUSY_TO_PROBE * (now - self._done_at):
-            return False
-        self._last_probe, self._probe = now, True
-        return True
+        return self._policy.should_start(time.monotonic(), time.thread_time())
 
     def _is_small(self, rows: int, requests: int = 1) -> bool:
         """Whether a batch runs on the event loop rather than in an instance's thread."""
@@ -357,17 +317,20 @@ class Batcher:
         return (self.max_delay == 0 and not self._busy and not self._in_flight and not self._queue
                 and rows <= self.max_batch and self._is_small(rows))
 
-    def _timed_run(self, rows: np.ndarray, derived: bool) -> tuple[list[np.ndarray], int, int]:
-        """A run on the event loop itself, for runs shorter than a thread hand-over: its
-        outputs, and its start and end on the spans' clock."""
-        result = self._measured_run(rows, derived, short=True)
-        self._learn(rows, result[1])
+    def _run_inline(self, rows: np.ndarray, derived: bool) -> Run:
+        """A run on the event loop itself, for runs shorter than a thread hand-over."""
+        self._busy = True
+        try:
+            run = self._measured_run(rows, derived, short=True)
+        finally:
+            self._busy = False
+        self._learn(rows, run.seconds)
         self._note_done()
-        return result[0], result[2], _ended(result)
+        return run
 
     def _note_done(self) -> None:
         """A run has ended; called on the event loop's thread."""
-        self._done_at, self._done_cpu = time.monotonic(), time.thread_time()
+        self._policy.run_done(time.monotonic(), time.thread_time())
 
     def _learn(self, rows: np.ndarray, seconds: float) -> None:
         per_row = seconds / len(rows)
@@ -393,11 +356,6 @@ class Batcher:
             batch.append(item)
             rows += len(item.rows)
         return batch
-
-
-def _ended(result: tuple[list[np.ndarray], float, int]) -> int:
-    """When a measured run ended, on the spans' clock."""
-    return result[2] + round(result[1] * 1e9)
 
 
 def _answer(batch: list[_Item], outputs: list[np.ndarray]) -> None:
