@@ -7,6 +7,8 @@ model and batch (images/s), and a gRPC echo server moving the same bytes (reques
 
     python -m bench.throughput                      # the full table (a few minutes)
     python -m bench.throughput --quick              # a few hundred requests, for CI
+    git worktree add /tmp/genserve-before <commit>
+    python -m bench.throughput --baseline /tmp/genserve-before   # beside that version, in the same slices
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from server.settings import Settings, available_cores
 
 from . import echo
 from .load import Result, drive, keep_freed_memory
-from .processes import ROOT, start_echo, start_server
+from .processes import ROOT, ServerProcess, start_echo, start_server
 
 RPCS = {  # name: (model in the repository, shape of one input row)
     "Sample gan": ("gan_generator", (100,)),
@@ -60,6 +62,7 @@ class Cell:
     ort_seconds: float
     unbatched: Result | None = None  # the server with --max-batch-size 1, where measured
     paced_seconds: float | None = None  # the in-process run after idle gaps as long as the callers', where measured
+    before: Result | None = None  # the baseline version's server, where one was given
 
 
 def payloads(rpc: str, n: int, seed: int = 0):
@@ -173,12 +176,15 @@ def row(cell: Cell) -> str:
     return (f"| {cell.rpc} | {cell.n} | {cell.concurrency} | {s.rps:,.0f} | {images:,.0f} | "
             f"{s.percentile(50) * 1e3:.2f} | {s.percentile(90) * 1e3:.2f} | {s.percentile(99) * 1e3:.2f} | "
             f"{e.rps:,.0f} | {s.rps / e.rps:.2f} | {cell.ort_images_per_s:,.0f} | "
-            f"{images / cell.ort_images_per_s:.2f} |")
+            f"{images / cell.ort_images_per_s:.2f} |"
+            + (f" {cell.before.rps:,.0f} | {s.rps / cell.before.rps:.2f} | {cell.before.percentile(50) * 1e3:.2f} |"
+               if cell.before else ""))
 
 
 HEADER = ("| RPC | n | concurrency | requests/s | images/s | p50 ms | p90 ms | p99 ms | echo requests/s | "
           "x echo | onnxruntime images/s | x onnxruntime |\n"
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+BEFORE_HEADER = " before requests/s | x before | before p50 ms |"  # columns added with --baseline
 
 
 def machine() -> str:
@@ -204,10 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rpcs", nargs="+", default=list(RPCS), choices=list(RPCS), metavar="RPC")
     parser.add_argument("--quick", action="store_true", help="a few hundred requests in all: checks that it runs")
     parser.add_argument("--server-args", default="", help="extra flags for python -m server")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="also a server from this checkout of genserve (an earlier version), in the same slices")
     parser.add_argument("--limit-threads", type=int, default=available_cores(),
                         help="onnxruntime intra-op threads of the in-process limit, which makes one run at a "
                              "time (default: every core)")
     args = parser.parse_args(argv)
+    if args.baseline and not (args.baseline / "server" / "__main__.py").is_file():
+        parser.error(f"--baseline: {args.baseline} is not a checkout of genserve (no server/__main__.py)")
     if args.quick:
         args.requests, args.n, args.concurrency, args.rpcs = 40, [1, 16], [1, 8], ["Sample gan", "Denoise"]
 
@@ -225,10 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     # Batching's gain: against the same server with batching switched off, in the same slices.
     if not args.quick and "Sample gan" in args.rpcs and 1 in args.n and 64 in args.concurrency:
         servers.append(start_server(args.model_repository, "--max-batch-size", "1", *server_args))
+    baseline = (ServerProcess(args.model_repository, *server_args, cwd=args.baseline).wait_ready_logged(120)
+                if args.baseline else None)
     echo_server = start_echo()
     cells: list[Cell] = []
     try:
-        print(HEADER, flush=True)
+        title, rule = HEADER.split("\n")
+        print(f"{title}{BEFORE_HEADER}\n{rule}---:|---:|---:|" if baseline else HEADER, flush=True)
         for rpc in args.rpcs:
             model, row_shape = RPCS[rpc]
             for n in args.n:
@@ -239,13 +252,15 @@ def main(argv: list[str] | None = None) -> int:
                     count = requests_for(n, args.requests, concurrency)
                     with_unbatched = len(servers) > 1 and (rpc, n, concurrency) == ("Sample gan", 1, 64)
                     targets = [s.target for s in servers[:2 if with_unbatched else 1]]
+                    targets += [baseline.target] if baseline else []
                     served, echoed, ort_seconds = asyncio.run(measure_cell(
                         targets, echo_server.target, rpc, n, arg, payload, limit, count, concurrency))
                     if any(r.errors for r in served) or echoed.errors:
                         print(f"{rpc} n={n} c={concurrency}: {[r.errors for r in served]} errors, "
                               f"echo {echoed.errors}", file=sys.stderr)
                     cell = Cell(rpc, n, concurrency, served[0], echoed, n / ort_seconds, ort_seconds,
-                                unbatched=served[1] if with_unbatched else None)
+                                unbatched=served[1] if with_unbatched else None,
+                                before=served[-1] if baseline else None)
                     if (rpc, n, concurrency) == ("Sample gan", 1, 1):  # the latency target's cell
                         gap = max(0.0, 1 / served[0].rps - ort_seconds)
                         cell.paced_seconds = limit.paced_seconds(min(count, 1000), gap)
@@ -253,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(row(cell), flush=True)
         print_targets(cells)
     finally:
-        for server in servers:
+        for server in servers + ([baseline] if baseline else []):
             server.stop()
         echo_server.stop()
     errors = sum(c.served.errors + c.echo.errors + (c.unbatched.errors if c.unbatched else 0) for c in cells)
