@@ -145,14 +145,15 @@ class Generator(nn.Module):
 
 class UnitIntervalGenerator(nn.Module):
     """The generator as exported: tanh output mapped to [0,1] so every image output
-    of the model repository means the same thing."""
+    of the model repository means the same thing. Clamped too: (tanh + 1) / 2 rounds to
+    just below 0 in float32 where tanh is -1."""
 
     def __init__(self, generator: Generator):
         super().__init__()
         self.generator = generator
 
     def forward(self, noise: torch.Tensor, digit: torch.Tensor | None = None) -> torch.Tensor:
-        return (self.generator(noise, digit) + 1) * 0.5
+        return torch.clamp((self.generator(noise, digit) + 1) * 0.5, 0.0, 1.0)
 
 
 class Discriminator(nn.Module):

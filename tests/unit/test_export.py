@@ -101,3 +101,12 @@ def test_a_model_failing_parity_is_not_written(tiny_run, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="vae_encoder: onnxruntime differs from PyTorch"):
         export_repository(tiny_run, tmp_path, samples=200)
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_the_generators_graphs_keep_their_images_in_the_unit_interval(tiny_repository):
+    for name, feeds in (("gan_generator", {}), ("cgan_generator", {"digit": np.arange(64) % 10})):
+        path = tiny_repository / name / "1" / "model.onnx"
+        assert "Clip" in {node.op_type for node in onnx.load(str(path)).graph.node}
+        noise = np.random.default_rng(0).standard_normal((64, 100), dtype=np.float32) * 1e3  # tanh saturated
+        image = _session(path).run(None, {"noise": noise, **feeds})[0]
+        assert image.min() >= 0 and image.max() <= 1
