@@ -52,9 +52,10 @@ def choose_providers(wanted: tuple[str, ...]) -> list[str]:
     available = ort.get_available_providers()
     chosen = [PROVIDER_NAMES[p] for p in wanted if PROVIDER_NAMES[p] in available]
     missing = [PROVIDER_NAMES[p] for p in wanted if PROVIDER_NAMES[p] not in available]
-    if missing:
-        log.warning("execution providers %s are not available in this onnxruntime build (it has %s)",
-                    ", ".join(missing), ", ".join(available))
+    if missing:  # expected where a preference falls back (cuda,cpu on a CPU-only install): no warning
+        (log.info if chosen else log.warning)(
+            "execution providers %s are not available in this onnxruntime build (it has %s)%s", ", ".join(missing),
+            ", ".join(available), f"; using {', '.join(chosen)}" if chosen else "")
     if not chosen:
         raise StartupError(f"none of the execution providers asked for ({', '.join(wanted)}) is available; "
                            f"this onnxruntime has {', '.join(available)}")
