@@ -12,7 +12,7 @@ from typing import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
-from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from genserve.oip import inference_pb2, inference_pb2_grpc
 from genserve.v1 import generative_pb2, generative_pb2_grpc
@@ -23,9 +23,10 @@ from .gate import Gate
 from .grpc_gate import GrpcGate
 from .grpc_oip import SERVICE as OIP_SERVICE, InferenceServicer
 from .grpc_v1 import SERVICE, GenerativeServicer
-from .http import HttpApi, start_http
+from .http import HttpApi, raise_open_files_limit, start_http
 from .memory import trim_when_idle
 from .metrics import Metrics
+from .metrics_http import serve_metrics
 from .reload import RepositoryWatcher
 from .security import BearerTokens, describe, read_tokens, server_credentials
 from .service import Service
@@ -154,15 +155,21 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     except StartupError as exc:
         log.error("cannot serve: %s", exc.reason)
         return 1
+    raise_open_files_limit()
     metrics_server = None
     if worker is None:
-        metrics_server, _ = start_http_server(settings.metrics_port, settings.metrics_host)
+        try:
+            metrics_server = serve_metrics(settings.metrics_host, settings.metrics_port, REGISTRY)
+        except OSError as exc:
+            log.error("cannot serve: cannot listen on %s:%d for metrics (%s); choose another --metrics-port or "
+                      "--metrics-host", settings.metrics_host, settings.metrics_port, exc.strerror)
+            return 1
     await app.server.start()
     await app.set_health(NOT_SERVING)
-    http_runner = None
+    http_listener = None
     if app.http is not None:
         try:
-            http_runner, http_port = await start_http(app.http, reuse_port=worker is not None)
+            http_listener, http_port = await start_http(app.http, reuse_port=worker is not None)
         except StartupError as exc:
             log.error("cannot serve: %s", exc.reason)
             await app.server.stop(0)
@@ -172,7 +179,7 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     if metrics_server is not None:
         log.info("listening on %s:%d, metrics on http://%s:%d/metrics", settings.host, app.port,
                  settings.metrics_host, metrics_server.server_port)
-        if http_runner is not None:
+        if http_listener is not None:
             log.info("HTTP on %s://%s:%d (the Open Inference Protocol's REST API, genserve.v1 as JSON and PNG, "
                      "the playground at /)", "https" if settings.tls_cert else "http",
                      settings.http_host or settings.host, http_port)
@@ -188,8 +195,8 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     except (StartupError, RepositoryError) as exc:
         log.error("cannot serve: %s", exc.reason)
         await app.server.stop(0)
-        if http_runner is not None:
-            await http_runner.cleanup()
+        if http_listener is not None:
+            await http_listener.close()
         if metrics_server is not None:
             metrics_server.shutdown()
         return 1
@@ -218,8 +225,9 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     await asyncio.sleep(max(0.0, min(settings.grace_period, DRAIN_LINGER) - (loop.time() - started)))
     # Only streams such as health watches remain; they end with the server.
     await app.server.stop(0.5)
-    if http_runner is not None:
-        await http_runner.cleanup()
+    if http_listener is not None:
+        await http_listener.close()
+        app.http.close()
     for task in (watcher, trimmer):
         if task is not None:
             task.cancel()

@@ -7,7 +7,8 @@ from __future__ import annotations
 from genserve.repository import RepositoryError
 
 __all__ = ["GenserveError", "InvalidArgument", "ModelNotFound", "FailedPrecondition", "Internal", "NotReady",
-           "DeadlineExceeded", "QueueFull", "TooLarge", "Overloaded", "Cancelled", "StartupError",
+           "DeadlineExceeded", "QueueFull", "TooLarge", "Overloaded", "Cancelled", "Forbidden", "UnsupportedMediaType",
+           "BodyTimeout", "StartupError",
            "RepositoryError", "quoted"]
 
 
@@ -64,6 +65,21 @@ class Overloaded(GenserveError):
 class Cancelled(GenserveError):
     """The caller went away before the answer was ready (HTTP's 499, as nginx counts it)."""
     code, http_status = "CANCELLED", 499
+
+
+class Forbidden(GenserveError):
+    """The request came for a host, or from a web page's origin, the server does not answer."""
+    code, http_status = "PERMISSION_DENIED", 403
+
+
+class UnsupportedMediaType(GenserveError):
+    """A request body of a type the route does not take (HTTP only)."""
+    code, http_status = "INVALID_ARGUMENT", 415
+
+
+class BodyTimeout(GenserveError):
+    """A request's body did not arrive within its time (HTTP only)."""
+    code, http_status = "DEADLINE_EXCEEDED", 408
 
 
 class Internal(GenserveError):

@@ -89,6 +89,10 @@ class Gate:
         log.exception("%s failed", call.rpc)
         return "INTERNAL", Internal(f"{call.rpc}: internal error; the server logged the details")
 
+    def count(self, call: Call, code: str) -> None:
+        """A call refused before it reached the gate (by a door's own checks), counted."""
+        self._record(call, code, 0.0)
+
     def _enter(self, call: Call) -> None:
         self._active += 1
         self.calls += 1

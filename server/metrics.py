@@ -54,6 +54,9 @@ class Metrics:
             "genserve_model_info", "Models being served (value 1), with version and execution provider.",
             ["model", "version", "provider"], registry=registry,
             multiprocess_mode="liveall")  # with --workers: one series per worker, labelled pid
+        self.http_connections_refused = Counter(
+            "genserve_http_connections_refused", "HTTP connections answered 503 and closed at once: the server "
+            "held --http-max-connections.", registry=registry)
         self.ready = Gauge(
             "genserve_ready", "1 while every model is loaded and the server takes requests.", registry=registry,
             multiprocess_mode="livemin")  # with --workers: 1 only when every worker is ready

@@ -141,6 +141,14 @@ class Service:
         if rows > self.settings.max_request_size:
             raise InvalidArgument(f"{field}: batch of {rows} exceeds the maximum of {self.settings.max_request_size}")
 
+    def check_answer(self, tensor_bytes: int, field: str, advice: str) -> None:
+        """TooLarge, before any run, where an answer's tensors of ``tensor_bytes`` would not
+        fit the message limit."""
+        size = tensor_bytes + ENVELOPE
+        if size > self.settings.max_message_bytes:
+            raise TooLarge(f"{field}: the answer would be {size:,} bytes, over the message limit of "
+                           f"{self.settings.max_message_bytes:,}; {advice}")
+
     @staticmethod
     def _answer(output: T, model: LoadedModel, **extra) -> Answer[T]:
         return Answer(output, model.name, model.version.version, **extra)
@@ -305,7 +313,7 @@ class Service:
                 raise InvalidArgument(f"parameters.timeout: microseconds, a whole number > 0, got {timeout_us}")
             call.limit(timeout_us / 1e6)
         rows = self._inputs(model, inputs)
-        wanted = self._outputs(model, outputs, len(rows), len(request_id.encode()))
+        wanted = self._outputs(model, outputs, len(rows), len(request_id.encode("utf-8", "surrogatepass")))
         # The model's own outputs, without the pixels genserve.v1 asks the engine for.
         results = await self.engine.infer(model, rows, call.deadline, pixels=False)
         # float32 (checked at load) and C-ordered: a run's or a slice of its rows
@@ -328,10 +336,8 @@ class Service:
                 if names.index(output) in wanted:
                     raise InvalidArgument(f"outputs[{i}].name: {quoted(output)} asked for twice")
                 wanted.append(names.index(output))
-        size = rows * sum(model.output_bytes[names[i]] for i in wanted) + id_bytes + ENVELOPE
-        if size > self.settings.max_message_bytes:
-            raise TooLarge(f"outputs: the answer would be {size:,} bytes, over the message limit of "
-                                 f"{self.settings.max_message_bytes:,}; ask for fewer rows or outputs")
+        self.check_answer(rows * sum(model.output_bytes[names[i]] for i in wanted) + id_bytes, "outputs",
+                          "ask for fewer rows or outputs")
         return wanted
 
     def _inputs(self, model: LoadedModel, inputs: Sequence[InferInput]) -> np.ndarray:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from genserve.cli import OneLineParser, non_negative_float, non_negative_int, port, positive_int
+from genserve.cli import OneLineParser, non_negative_float, non_negative_int, port, positive_float, positive_int
 
 from .version_policy import VersionPolicy, parse_policy
 
@@ -28,6 +29,10 @@ class Settings:
     http_host: str | None = None  # None: --host's
     http_port: int = 8000
     http_timeout: float = 60.0  # seconds; 0: none
+    http_max_connections: int = 512
+    http_idle_timeout: float = 15.0  # seconds
+    http_body_timeout: float = 30.0  # seconds
+    http_allowed_hosts: tuple[str, ...] = ()  # beside localhost, IP addresses and this machine's name
     providers: tuple[str, ...] = ("cuda", "cpu")
     intra_op_threads: int = 0
     instances: int = 0
@@ -187,6 +192,14 @@ def _providers(text: str) -> tuple[str, ...]:
     return names
 
 
+def _hosts(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip().lower() for name in text.split(",") if name.strip())
+    bad = [name for name in names if not re.fullmatch(r"(\*|(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?)", name)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{bad[0]!r}: expected host names, '*.domain' or '*', comma-separated")
+    return names
+
+
 def _one_of(*options: str):
     """A type check instead of ``choices``, which argparse skips for defaults from variables."""
     def check(text: str) -> str:
@@ -246,6 +259,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an HTTP call's deadline where it states none (the X-Request-Timeout header, or the Open "
                         "Inference Protocol's timeout parameter): a call still queued then gets 504; 0: none "
                         "[GENSERVE_HTTP_TIMEOUT]")
+    p.add_argument("--http-max-connections", type=positive_int, default=_env("HTTP_MAX_CONNECTIONS",
+                                                                            d.http_max_connections),
+                   help="HTTP connections open at once; more are answered 503 and closed, so that HTTP cannot "
+                        "take the file descriptors gRPC needs [GENSERVE_HTTP_MAX_CONNECTIONS]")
+    p.add_argument("--http-idle-timeout", type=positive_float, metavar="SECONDS",
+                   default=_env("HTTP_IDLE_TIMEOUT", d.http_idle_timeout),
+                   help="close an HTTP connection that sends no complete request head for this long: new, "
+                        "between requests, or part-way through its headers [GENSERVE_HTTP_IDLE_TIMEOUT]")
+    p.add_argument("--http-body-timeout", type=positive_float, metavar="SECONDS",
+                   default=_env("HTTP_BODY_TIMEOUT", d.http_body_timeout),
+                   help="the longest an HTTP request's body may take to arrive; then 408 and the connection "
+                        "closed [GENSERVE_HTTP_BODY_TIMEOUT]")
+    p.add_argument("--http-allowed-hosts", type=_hosts, metavar="NAMES",
+                   default=_env("HTTP_ALLOWED_HOSTS", ",".join(d.http_allowed_hosts)),
+                   help="host names HTTP answers to beside localhost, IP addresses and this machine's name, "
+                        "comma-separated ('*.example.com' for a domain, '*' for any): a request for any other "
+                        "Host, or from a web page of another origin, is refused with 403, so that no page a "
+                        "user opens can drive the server [GENSERVE_HTTP_ALLOWED_HOSTS]")
     p.add_argument("--providers", type=_providers, default=_env("PROVIDERS", ",".join(d.providers)),
                    help="onnxruntime execution providers in order of preference: cuda,cpu falls back to "
                         "the CPU where CUDA cannot load; cuda alone refuses to start without it "

@@ -12,10 +12,11 @@ from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 
 from genserve.codec import to_tensor
+from genserve.contract import LATENT_DIM, NOISE_DIM
 from genserve.v1 import generative_pb2 as pb
 
 from .calls import Call
-from .service import Answer, Endpoint, Service
+from .service import GRID_SIZES, Answer, Endpoint, Service
 from .tensors import (image_format, image_from_proto, images_from_proto, images_to_proto, latent_from_proto,
                       latents_from_proto)
 
@@ -58,8 +59,20 @@ async def decode(service: Service, call: Call, request: pb.DecodeRequest) -> pb.
     return _images_response(await service.decode(call, z, request.version), fmt)
 
 
+IMAGE_BYTES = {pb.IMAGE_FORMAT_UNSPECIFIED: 784, pb.IMAGE_FORMAT_UINT8: 784, pb.IMAGE_FORMAT_FLOAT32: 4 * 784}
+LATENT_BYTES = 4 * max(NOISE_DIM, LATENT_DIM)  # a row of Sample's latents, at most
+
+
+def _fits(service: Service, rows: int, fmt: int, extra: int = 0) -> None:
+    """An answer of ``rows`` images (and ``extra`` bytes a row) within the message limit,
+    checked before any run."""
+    service.check_answer(rows * (IMAGE_BYTES[fmt] + extra), "images", "ask for fewer images, or uint8 ones")
+
+
 async def sample(service: Service, call: Call, request: pb.SampleRequest) -> pb.ImagesResponse:
     fmt = image_format(request.image_format)
+    if request.n <= service.settings.max_sample_n:
+        _fits(service, request.n, fmt, LATENT_BYTES if request.return_latents else 0)
     answer = await service.sample(call, request.n, request.model, _optional(request, "seed"),
                                   _optional(request, "digit"), list(request.digits), request.version)
     response = pb.ImagesResponse(images=images_to_proto(answer.output, fmt), model=_ref(answer), seed=answer.seed)
@@ -88,6 +101,8 @@ async def interpolate(service: Service, call: Call, request: pb.InterpolateReque
 
 async def latent_grid(service: Service, call: Call, request: pb.LatentGridRequest) -> pb.ImagesResponse:
     fmt = image_format(request.image_format)
+    if request.size <= GRID_SIZES[1]:
+        _fits(service, request.size ** 2, fmt)
     answer = await service.latent_grid(call, request.size, _optional(request, "span"), _optional(request, "digit"),
                                        request.version)
     return _images_response(answer, fmt)

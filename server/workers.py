@@ -50,7 +50,9 @@ def run_workers(settings: Settings) -> int:
     """Run ``settings.workers`` server processes until SIGTERM or SIGINT; the exit status."""
     metrics_dir = tempfile.mkdtemp(prefix="genserve-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by prometheus-client in each worker
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    from .metrics_http import serve_metrics
 
     if settings.port == 0:
         settings = replace(settings, port=_free_port(settings.host))
@@ -58,7 +60,7 @@ def run_workers(settings: Settings) -> int:
         settings = replace(settings, http_port=_free_port(settings.http_host or settings.host))
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=metrics_dir)
-    metrics_server, _ = start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)
+    metrics_server = serve_metrics(settings.metrics_host, settings.metrics_port, registry)
     log.info("listening on %s:%d, metrics on http://%s:%d/metrics", settings.host, settings.port,
              settings.metrics_host, metrics_server.server_port)
     log.info("%s", describe(settings))

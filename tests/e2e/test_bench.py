@@ -36,6 +36,13 @@ def test_oip_quick(tiny_repository):
     assert "- gan_generator, run 1: p99" in out, out
 
 
+def test_http_abuse_quick(tiny_repository):
+    out = run_bench("bench.http_abuse", "--quick", "--model-repository", str(tiny_repository))
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "ms" not in line and "---" not in line]
+    assert len(rows) == 10, out  # idle, 7 kinds of abuse and 2 of heavy work
+    assert "RSS before the abort storm" in out and "server exit status 0, 0 tracebacks" in out, out
+
+
 def test_memory_quick(tiny_repository):
     out = run_bench("bench.memory", "--requests", "1500", "--points", "1", "--burst", "10", "--rows", "64",
                     "--model-repository", str(tiny_repository))
