@@ -44,7 +44,7 @@ def exchange(port: int, raw: bytes, timeout: float = 30) -> tuple[int, dict, byt
 def request(method: str, path: str, body: bytes = b"", headers: dict | None = None) -> bytes:
     headers = {"Host": "127.0.0.1", "Content-Length": str(len(body)), **(headers or {})}
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return f"{method} {path} HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode() + body
+    return f"{method} {path} HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode("utf-8") + body
 
 
 def call(server, method, path, body=b"", headers=None):
@@ -403,3 +403,15 @@ def test_a_scaled_grid_reads_back_as_the_digits_it_shows(server, tmp_path):
     assert status == 200
     (tmp_path / "clean.png").write_bytes(body)
     assert len(cli("classify", str(tmp_path / "clean.png")).splitlines()) == 1 + 16
+
+
+def test_a_non_ascii_authorization_header_is_401(tiny_repository, tmp_path):
+    (tmp_path / "tokens").write_text("s3cret-token-0123456789abcdef\n")
+    with served(tiny_repository, "--auth-token-file", str(tmp_path / "tokens")) as server:
+        status, _, body = exchange(server.http_port, request("GET", "/v2/models/dae",
+                                                             headers={"Authorization": "Bearer tökén"}))
+        assert status == 401 and "invalid bearer token" in json.loads(body)["error"]
+        raw = request("GET", "/v2/models/dae").replace(b"Host:", b"Authorization: Bearer \xff\xfe\r\nHost:")
+        status, _, body = exchange(server.http_port, raw)
+        assert status == 401 and "bearer token" in json.loads(body)["error"]
+        assert "Traceback" not in server.log
