@@ -20,6 +20,7 @@ from genserve.v1 import generative_pb2, generative_pb2_grpc
 from .engine import Engine
 from .errors import RepositoryError, StartupError
 from .gate import Gate
+from .gpu import watch_gpus
 from .grpc_gate import GrpcGate
 from .grpc_oip import SERVICE as OIP_SERVICE, InferenceServicer
 from .grpc_v1 import SERVICE, GenerativeServicer
@@ -201,6 +202,8 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
             metrics_server.shutdown()
         return 1
     app.service.ready = True
+    if worker is None and any(m.provider != "CPUExecutionProvider" for m in app.engine.models.values()):
+        watch_gpus(REGISTRY, [settings.cuda_device])
     await app.set_health(SERVING)
     if on_ready is not None:
         on_ready()

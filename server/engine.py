@@ -27,6 +27,7 @@ from genserve.repository import ModelVersion, read_version, version_folders
 
 from .batcher import Batcher
 from .errors import FailedPrecondition, ModelNotFound, StartupError
+from .gpu import bound_run, provider_options
 from .metrics import Metrics
 from .pixels import Images
 from .settings import PROVIDER_NAMES, Settings
@@ -196,8 +197,11 @@ class Engine:
         # afterwards instead of holding its peak for the life of the process.
         options.enable_cpu_mem_arena = False
         options.log_severity_level = 3
+        s = self.settings
+        providers = [(name, provider_options(name, s.cuda_device, s.gpu_mem_limit, s.gpu_arena_extend_strategy))
+                     for name in self._providers]
         try:
-            return ort.InferenceSession(str(version.path), options, providers=self._providers)
+            return ort.InferenceSession(str(version.path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own types for bad files
             raise StartupError(f"{version.path}: onnxruntime cannot load it: {exc}") from None
 
@@ -336,7 +340,10 @@ class Engine:
         run has one: per call on the event loop they would cost a small request more than
         its share of the run."""
         started = time.perf_counter()
-        outputs = session.run(None, model.feeds(rows))
+        if model.provider == "CPUExecutionProvider":
+            outputs = session.run(None, model.feeds(rows))
+        else:  # on a GPU: each input copied to the device once, each output fetched once
+            outputs = bound_run(session, model.feeds(rows), model.output_names)
         model.inference_seconds.observe(time.perf_counter() - started)
         model.batch_size.observe(len(rows))
         if pixels and model.role in IMAGE_ROLES:

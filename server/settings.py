@@ -13,7 +13,9 @@ from genserve.cli import OneLineParser, non_negative_float, non_negative_int, po
 
 from .version_policy import VersionPolicy, parse_policy
 
-PROVIDER_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+PROVIDER_NAMES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
+                  "cpu": "CPUExecutionProvider"}
+ARENA_STRATEGIES = ("next_power_of_two", "same_as_requested")
 GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -34,6 +36,9 @@ class Settings:
     http_body_timeout: float = 30.0  # seconds
     http_allowed_hosts: tuple[str, ...] = ()  # beside localhost, IP addresses and this machine's name
     providers: tuple[str, ...] = ("cuda", "cpu")
+    cuda_device: int = 0
+    gpu_mem_limit: int = 0  # bytes; 0: none
+    gpu_arena_extend_strategy: str = "next_power_of_two"
     intra_op_threads: int = 0
     instances: int = 0
     pin_instances: bool = True
@@ -200,6 +205,14 @@ def _hosts(text: str) -> tuple[str, ...]:
     return names
 
 
+def _bytes(text: str) -> int:
+    """A byte count: digits, with an optional K, M or G (powers of 1,024)."""
+    found = re.fullmatch(r"(\d+)([KMG]?)i?B?", str(text).strip(), re.IGNORECASE)
+    if not found:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a byte count such as 4294967296 or 4G")
+    return int(found[1]) << {"": 0, "K": 10, "M": 20, "G": 30}[found[2].upper()]
+
+
 def _one_of(*options: str):
     """A type check instead of ``choices``, which argparse skips for defaults from variables."""
     def check(text: str) -> str:
@@ -278,9 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "Host, or from a web page of another origin, is refused with 403, so that no page a "
                         "user opens can drive the server [GENSERVE_HTTP_ALLOWED_HOSTS]")
     p.add_argument("--providers", type=_providers, default=_env("PROVIDERS", ",".join(d.providers)),
-                   help="onnxruntime execution providers in order of preference: cuda,cpu falls back to "
-                        "the CPU where CUDA cannot load; cuda alone refuses to start without it "
-                        "[GENSERVE_PROVIDERS]")
+                   help="onnxruntime execution providers in order of preference (tensorrt, cuda, cpu): "
+                        "cuda,cpu falls back to the CPU where CUDA cannot load; cuda alone refuses to start "
+                        "without it; tensorrt,cuda,cpu tries TensorRT first [GENSERVE_PROVIDERS]")
+    p.add_argument("--cuda-device", type=non_negative_int, default=_env("CUDA_DEVICE", d.cuda_device),
+                   help="the GPU the CUDA and TensorRT providers run on, by index [GENSERVE_CUDA_DEVICE]")
+    p.add_argument("--gpu-mem-limit", type=_bytes, metavar="BYTES", default=_env("GPU_MEM_LIMIT", d.gpu_mem_limit),
+                   help="most GPU memory the CUDA provider's arena takes per session, in bytes or with K, M or G "
+                        "(4G); 0: no limit [GENSERVE_GPU_MEM_LIMIT]")
+    p.add_argument("--gpu-arena-extend-strategy", type=_one_of(*ARENA_STRATEGIES),
+                   metavar="{" + ",".join(ARENA_STRATEGIES) + "}",
+                   default=_env("GPU_ARENA_EXTEND_STRATEGY", d.gpu_arena_extend_strategy),
+                   help="how the CUDA provider's arena grows: by powers of two (fewer allocations) or by what is "
+                        "asked (less memory held) [GENSERVE_GPU_ARENA_EXTEND_STRATEGY]")
     p.add_argument("--intra-op-threads", type=non_negative_int, default=_env("INTRA_OP_THREADS", d.intra_op_threads),
                    help="onnxruntime threads per model run; 0: one, the cores going to --instances "
                         "[GENSERVE_INTRA_OP_THREADS]")

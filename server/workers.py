@@ -61,6 +61,10 @@ def run_workers(settings: Settings) -> int:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=metrics_dir)
     metrics_server = serve_metrics(settings.metrics_host, settings.metrics_port, registry)
+    if settings.providers[0] != "cpu":  # the workers may run on a GPU: its metrics, where NVML has it
+        from .gpu import watch_gpus
+
+        watch_gpus(registry, [settings.cuda_device])
     log.info("listening on %s:%d, metrics on http://%s:%d/metrics", settings.host, settings.port,
              settings.metrics_host, metrics_server.server_port)
     log.info("%s", describe(settings))
