@@ -81,3 +81,22 @@ def test_load_generator_reuses_freed_memory():
     default, kept = minor_faults_of_answers(False), minor_faults_of_answers(True)
     assert default > 1000  # glibc hands the buffers back and faults them in again
     assert kept < default / 20, (default, kept)
+
+
+def test_the_gpu_scripts_run_on_the_cpu(tiny_repository, tmp_path):
+    out = run_bench("bench.gpu.check", "--providers", "cpu", "--model-repository", str(tiny_repository))
+    assert "every check passed" in out and "| gan_generator v1 |" in out, out
+    out = run_bench("bench.gpu.throughput", "--providers", "cpu", "--quick", "--model-repository",
+                    str(tiny_repository))
+    assert out.count("| gan_generator |") == 2 and "batch 1, one caller: p50" in out and "0 errors" in out, out
+    wheel = tmp_path / "onnxruntime_gpu-0-cp312-none-any.whl"
+    wheel.write_bytes(bytes(range(256)) * 9000)
+    run_bench("bench.gpu.wheel", "split", str(wheel), "--out", str(tmp_path / "carried"), "--part-mib", "1")
+    run_bench("bench.gpu.wheel", "keep", str(tmp_path / "carried"), str(tmp_path / "store"))
+    joined = run_bench("bench.gpu.wheel", "join", str(tmp_path / "store"), "--out", str(tmp_path / "out")).strip()
+    assert open(joined, "rb").read() == wheel.read_bytes()
+    part = next((tmp_path / "store").glob("*.part01"))
+    part.write_bytes(b"damaged")
+    result = subprocess.run([sys.executable, "-m", "bench.gpu.wheel", "join", str(tmp_path / "store")],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode != 0 and "damaged parts" in result.stderr
