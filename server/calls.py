@@ -27,7 +27,7 @@ class Call:
         self.protocol = protocol  # "grpc" or "http"
         self.deadline = deadline  # on the time.monotonic() clock; None: none
         self.request_id = request_id
-        self.caller = caller  # the peer's address, as the transport gives it
+        self.caller = caller  # the peer's address where the door has it at no cost (HTTP's)
         self.model = ""
         self.version = 0
         self.code = ""  # the status a door's own refusal ended the call with, where the core did not

@@ -28,7 +28,8 @@ class _Malformed:
 class GrpcGate(grpc.aio.ServerInterceptor):
     """``admitted``: the services whose calls the drain and admission gates hold back;
     the others (health, reflection) answer while the server drains. ``methods``: every
-    method served, by gRPC's name; the metrics label anything else ``unknown``."""
+    method served, by gRPC's name (a closed set of metric labels); a call of any other
+    is left to gRPC, which answers UNIMPLEMENTED."""
 
     def __init__(self, gate: Gate, admitted: tuple[str, ...], methods: frozenset[str]):
         self.gate = gate
@@ -53,8 +54,7 @@ class GrpcGate(grpc.aio.ServerInterceptor):
     def _call(self, rpc: str, context) -> calls.Call:
         remaining = context.time_remaining()
         call = calls.Call(rpc, "grpc", None if remaining is None else time.monotonic() + remaining,
-                          call_id(_metadata(context, "x-request-id")) if self.gate.request_ids else None,
-                          context.peer())
+                          call_id(_metadata(context, "x-request-id")) if self.gate.request_ids else None)
         calls.current.set(call)
         return call
 

@@ -31,14 +31,13 @@ from genserve.png import MAX_SCALE, decode_grid, encode_grid
 from genserve.v1 import generative_pb2 as pb
 
 from .calls import Call
-from .errors import GenserveError, Internal, InvalidArgument, ModelNotFound, StartupError, TooLarge, quoted
+from .errors import GenserveError, InvalidArgument, ModelNotFound, StartupError, TooLarge, quoted
 from .gate import Gate
 from .http_guard import Hosts, Listener, security_headers
 from .http_wire import (BINARY_HEADER, TIMEOUT_HEADER, Query, ascii_numbers, infer_inputs, infer_outputs,
                         infer_request, infer_response, infer_timeout_us, json_values, load_json, media_type,
                         read_body, split_binary, timeout_header)
 from .logs import call_id
-from .metrics import Metrics
 from .security import bearer_problem, read_tokens
 from .service import Endpoint, Service, server_version
 from .settings import Settings

@@ -42,7 +42,7 @@ MAX_ID = 256  # characters of an inference request's id, which the answer repeat
 ENVELOPE = 64 * 1024  # room in an answer for all but its tensors' bytes
 
 
-@dataclass(frozen=True)
+@dataclass
 class Answer(Generic[T]):
     """An operation's output and the model version that produced it (the label rule of
     ``calls.Call``); a sampling operation's seed and latents beside it."""
