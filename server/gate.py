@@ -93,7 +93,7 @@ class Gate:
         """A call refused before it reached the gate (by a door's own checks), counted."""
         self._record(call, code, 0.0)
 
-    def _enter(self, call: Call) -> None:
+    def _enter(self) -> None:
         self._active += 1
         self.calls += 1
         self.metrics.in_flight.inc()
@@ -144,7 +144,7 @@ class _Passage:
         self.gate, self.call, self.admit = gate, call, admit
         self.started = time.perf_counter()
         if admit:
-            gate._enter(call)
+            gate._enter()
 
     def __enter__(self) -> None:
         return None

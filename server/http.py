@@ -363,10 +363,7 @@ class HttpApi:
 
 
 def _scale(query: Query) -> int:
-    text = query.values.get("scale", "1")
-    if not (text.isascii() and text.isdigit() and len(text) <= 3 and 1 <= int(text) <= MAX_SCALE):
-        raise InvalidArgument(f"scale: a whole number between 1 and {MAX_SCALE}, got {quoted(text)}")
-    return int(text)
+    return query.whole("scale", 1, MAX_SCALE, low=1)
 
 
 def _read_png(body: bytes) -> tuple[np.ndarray, int]:

@@ -299,7 +299,7 @@ class Query:
                 raise InvalidArgument(f"{name}: required")
             return default
         if not (text.isascii() and text.isdigit() and len(text) <= 20 and low <= int(text) <= high):
-            raise InvalidArgument(f"query: {name} must be a whole number from {low} to {high}, got {quoted(text)}")
+            raise InvalidArgument(f"query {name}: a whole number between {low} and {high}, got {quoted(text)}")
         return int(text)
 
     def number(self, name: str) -> float | None:
