@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -28,7 +29,7 @@ from .http import HttpApi, raise_open_files_limit, start_http
 from .memory import trim_when_idle
 from .metrics import Metrics
 from .metrics_http import serve_metrics
-from .reload import RepositoryWatcher
+from .reload import RepositoryWatcher, off_loop
 from .security import BearerTokens, describe, read_tokens, server_credentials
 from .service import Service
 from .settings import Settings
@@ -53,6 +54,19 @@ def enable_reflection(server: grpc.aio.Server, services: tuple[str, ...]) -> Non
         response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {
         "ServerReflectionInfo": handler}),))
+
+
+SHUTDOWN_STEP = 5.0  # seconds each step of the shutdown after the drain may take
+
+
+async def _bounded(what: str, step: Awaitable[object], stuck: list[str], seconds: float = SHUTDOWN_STEP) -> None:
+    """One step of the shutdown, given at most ``seconds``: a step that hangs is named in
+    the log and in ``stuck``, and left behind, so that SIGTERM always ends the process."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        log.error("shutdown: %s did not finish within %.0f s; going on without it", what, seconds)
+        stuck.append(what)
 
 
 def connection_age(settings: Settings) -> list[tuple[str, int]]:
@@ -227,18 +241,23 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     # server already closing its transport is cancelled instead, which clients don't retry.
     await asyncio.sleep(max(0.0, min(settings.grace_period, DRAIN_LINGER) - (loop.time() - started)))
     # Only streams such as health watches remain; they end with the server.
-    await app.server.stop(0.5)
+    stuck: list[str] = []
+    await _bounded("the gRPC server's stop", app.server.stop(0.5), stuck)
     if http_listener is not None:
-        await http_listener.close()
+        await _bounded("the HTTP listener's close", http_listener.close(), stuck)
         app.http.close()
     for task in (watcher, trimmer):
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    await app.engine.close()
+            await _bounded(f"the end of task {task.get_name()}", asyncio.gather(task, return_exceptions=True), stuck)
+    await _bounded("the batchers' close", app.engine.close(), stuck)
     if metrics_server is not None:
-        metrics_server.shutdown()
+        await _bounded("the metrics server's shutdown", off_loop(metrics_server.shutdown), stuck)
     if tracing is not None:
         await asyncio.to_thread(tracing.shutdown)  # the last spans exported
+    if stuck:  # the calls were drained; what hangs must not keep the process alive
+        log.error("stopped, leaving behind: %s", "; ".join(stuck))
+        logging.shutdown()
+        os._exit(0)
     log.info("stopped")
     return 0
