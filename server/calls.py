@@ -47,11 +47,6 @@ class Call:
             raise DeadlineExceeded(f"{self.rpc}: the deadline passed before the call started")
 
 
-def deadline_in(seconds: float | None) -> float | None:
-    """A deadline ``seconds`` from now on the time.monotonic() clock (None: none)."""
-    return None if seconds is None else time.monotonic() + seconds
-
-
 # The call a gRPC handler runs for, set by the gRPC door's gate before the handler runs:
 # gRPC's handlers take (request, context) and nothing else.
 current: contextvars.ContextVar[Call] = contextvars.ContextVar("call")
