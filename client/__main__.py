@@ -1,17 +1,18 @@
-"""``python -m client sample|interpolate|grid|reconstruct|restyle|classify|denoise|models``:
+"""``python -m client sample|interpolate|grid|reconstruct|restyle|classify|denoise|models|dataset``:
 the SDK from the shell."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from genserve.cli import OneLineParser, non_negative_int, positive_int
 from genserve.tokens import token_lines
 
-from . import GenerativeClient, GenserveError
+from . import GenerativeClient, GenserveError, dataset
 from .pictures import read_grid, write_grid
 
 
@@ -71,6 +72,28 @@ def build_parser() -> argparse.ArgumentParser:
     picture_args(p, "denoised.png")
 
     sub.add_parser("models", help="list the served models as JSON")
+
+    p = sub.add_parser("dataset", help="labelled synthetic digits in shards (.npz and MNIST IDX) with a manifest",
+                       description="Draw a labelled dataset through SampleStream into shards; a rerun keeps the "
+                                   "shards whose sha256 checks and makes the rest.")
+    p.add_argument("--out", type=Path, required=True, help="the dataset folder")
+    p.add_argument("--n", type=positive_int, default=60000, help="images in all (default: 60000)")
+    p.add_argument("--model", default="gan", help="gan or vae, through its conditional twin with --balanced or "
+                                                  "--digit (default: gan)")
+    p.add_argument("--balanced", action="store_true", help="image i shows digit i mod 10")
+    p.add_argument("--digit", type=non_negative_int, help="every image shows this digit, 0-9")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="same seed, same bytes (default: 0)")
+    p.add_argument("--truncation", type=float, help="the GAN's truncation (the VAE's prior scale), 0.05-10")
+    p.add_argument("--min-confidence", type=float, help="redraw images the classifier reads otherwise or below this")
+    p.add_argument("--shards", type=positive_int, default=1, help="files the images are split over (default: 1)")
+    p.add_argument("--shard-index", type=non_negative_int, action="append",
+                   default=[int(os.environ["JOB_COMPLETION_INDEX"])] if os.environ.get("JOB_COMPLETION_INDEX") else None,
+                   help="make only this shard (repeatable; default: every shard, or a Kubernetes Indexed Job's "
+                        "JOB_COMPLETION_INDEX)")
+    p.add_argument("--format", default="npz,idx", help="npz, idx or npz,idx (default: npz,idx)")
+    p.add_argument("--chunk", type=positive_int, default=1024, help="images per streamed message (default: 1024)")
+    p.add_argument("--version", type=non_negative_int, default=0, help="pin a model version (default: the newest)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -82,6 +105,20 @@ def _first_line(path: Path) -> str:
     if not lines:
         raise ValueError(f"--token-file {path}: the file is empty")
     return lines[0]
+
+
+def _dataset(client: GenerativeClient, args: argparse.Namespace) -> None:
+    plan = dataset.plan_for(client, args.n, args.shards, args.seed, args.model, args.balanced, args.digit,
+                            args.truncation, args.min_confidence, args.version,
+                            [f.strip() for f in args.format.split(",") if f.strip()])
+    shards = sorted(set(args.shard_index)) if args.shard_index is not None else list(range(plan.shards))
+    bad = [shard for shard in shards if shard >= plan.shards]
+    if bad:
+        raise ValueError(f"--shard-index: {bad[0]} is not a shard of {plan.shards} (0-{plan.shards - 1})")
+    kept, made, manifest = dataset.make(client, args.out, plan, shards, args.chunk, progress=not args.no_progress)
+    print(f"{plan.model} v{plan.version}, seed {plan.seed}: {len(made)} shard(s) made, {len(kept)} kept "
+          f"(their sha256 checked) in {args.out}")
+    print(f"manifest: {manifest}" if manifest else "manifest: written once every shard is made")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,11 +152,13 @@ def main(argv: list[str] | None = None) -> int:
                        else getattr(client, args.command)(tiles))
                 path = write_grid(out, args.out, ncol=ncol, scale=args.scale)
                 print(f"wrote {len(out)} {args.command.rstrip('e')}ed digits to {path}")
+            elif args.command == "dataset":
+                _dataset(client, args)
             else:
                 print(json.dumps([m.__dict__ | {"inputs": [t.__dict__ for t in m.inputs],
                                                 "outputs": [t.__dict__ for t in m.outputs]}
                                   for m in client.list_models()], indent=2))
-    except (GenserveError, ValueError) as exc:
+    except (GenserveError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

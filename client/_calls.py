@@ -79,11 +79,60 @@ def decode_request(z: ArrayLike, as_float: bool, version: int = 0) -> pb.DecodeR
 
 
 def sample_request(n: int, model: str, seed: int | None, as_float: bool, version: int = 0,
-                   digit: int | Sequence[int] | None = None, return_latents: bool = False) -> pb.SampleRequest:
+                   digit: int | Sequence[int] | None = None, return_latents: bool = False,
+                   truncation: float | None = None, min_confidence: float | None = None) -> pb.SampleRequest:
     """``digit``: None, one digit for every image, or a sequence of n digits."""
     one, many = (digit, None) if digit is None or isinstance(digit, (int, np.integer)) else (None, digit)
     return build(pb.SampleRequest, n=n, model=model, seed=seed, image_format=image_format(as_float), version=version,
-                 digit=one, digits=None if many is None else [int(d) for d in many], return_latents=return_latents)
+                 digit=one, digits=None if many is None else [int(d) for d in many], return_latents=return_latents,
+                 truncation=truncation, min_confidence=min_confidence)
+
+
+def stream_request(n: int, model: str, seed: int | None, digit: int | None, balanced: bool, chunk: int,
+                   start_index: int, as_float: bool, version: int, truncation: float | None,
+                   min_confidence: float | None) -> pb.SampleStreamRequest:
+    return build(pb.SampleStreamRequest, n=n, model=model, seed=seed, digit=digit, balanced=balanced, chunk=chunk,
+                 start_index=start_index, image_format=image_format(as_float), version=version,
+                 truncation=truncation, min_confidence=min_confidence)
+
+
+@dataclass(frozen=True)
+class DigitChunk:
+    """One message of ``stream_digits``: images ``first_index`` to ``first_index +
+    len(images) - 1`` of the stream, their digits (None where the model drew them
+    without one and nothing read them), and what drew them."""
+    images: np.ndarray
+    digits: np.ndarray | None
+    first_index: int
+    model: str
+    version: int
+    seed: int
+    redrawn: int = 0  # images redrawn under min_confidence
+    unmet: int = 0  # of those, images still short of it after the last redraw
+
+
+def digit_chunk(response: pb.SampleChunk) -> DigitChunk:
+    return DigitChunk(from_tensor(response.images), np.asarray(response.digits, np.int64) if response.digits
+                      else None, response.first_index, response.model.name, response.model.version, response.seed,
+                      response.redrawn, response.unmet)
+
+
+class Resumption:
+    """Where a stream stands, so that a cut one resumes at the image after the last one
+    received, with the seed and model version its first chunk named."""
+
+    def __init__(self, request: pb.SampleStreamRequest):
+        self.request = request
+
+    def received(self, response: pb.SampleChunk) -> DigitChunk:
+        chunk = digit_chunk(response)
+        self.request.seed, self.request.version = chunk.seed, chunk.version
+        self.request.start_index = chunk.first_index + len(chunk.images)
+        return chunk
+
+    @property
+    def done(self) -> bool:
+        return self.request.start_index >= self.request.n
 
 
 def endpoint(point: int | ArrayLike, field: str) -> pb.Endpoint:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any, TypeVar
+import math
+import time
+from typing import Any, AsyncIterator, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -13,7 +15,7 @@ from grpc_health.v1 import health_pb2
 from genserve.v1 import generative_pb2 as pb
 
 from . import _calls
-from ._calls import ModelInfo
+from ._calls import DigitChunk, ModelInfo
 from .connection import Connection
 
 
@@ -48,3 +50,33 @@ class AsyncConnection(Connection):
         """The health service's status: "SERVING", "NOT_SERVING", ..."""
         response = await self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service), timeout)
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+
+    async def stream_digits(self, n: int, model: str = "gan", seed: int | None = None, *, digit: int | None = None,
+                      balanced: bool = False, chunk: int = 256, start_index: int = 0,
+                      truncation: float | None = None, min_confidence: float | None = None, as_float: bool = False,
+                      version: int = 0, timeout: float | None = None) -> AsyncIterator[DigitChunk]:
+        """Up to millions of new digits, a chunk at a time (``DigitChunk``: images, digits,
+        first_index): image i is the same bytes for the same seed, model version and
+        controls whatever ``chunk`` and ``start_index`` are, and ``sample_digits`` of n
+        images draws the first n. ``balanced``: image i shows digit i mod 10 (through the
+        conditional twin, as ``digit`` does); ``truncation`` and ``min_confidence`` as in
+        ``sample_digits``. A stream cut by UNAVAILABLE (a server restarting, a connection
+        reaching its age) resumes after the last image received, up to ``retries`` times
+        in a row, with the seed and version its first chunk named. Leaving the loop early
+        cancels the rest. ``timeout``: seconds for the whole stream; None, no limit."""
+        where = _calls.Resumption(_calls.stream_request(n, model, seed, digit, balanced, chunk, start_index,
+                                                      as_float, version, truncation, min_confidence))
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        attempt = 0
+        while not where.done:
+            left = None if timeout is None else self._remaining(deadline)
+            responses = self._stub.SampleStream(where.request, timeout=left, metadata=self._metadata)
+            try:
+                async for response in responses:
+                    attempt = 0
+                    yield where.received(response)
+            except grpc.RpcError as error:
+                await asyncio.sleep(self._retry_delay(error, attempt, deadline))
+                attempt += 1
+            finally:
+                responses.cancel()

@@ -48,8 +48,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "sample_digits",
         (Param("n", "int", "16"), Param("model", "str", '"gan"'), Param("seed", "int | None", "None"), KW,
          Param("digit", "int | Sequence[int] | None", "None"), Param("return_latents", "bool", "False"),
-         Param("as_float", "bool", "False"), Param("version", "int", "0")),
-        "_calls.sample_request(n, model, seed, as_float, version, digit, return_latents)", "Sample",
+         Param("as_float", "bool", "False"), Param("version", "int", "0"),
+         Param("truncation", "float | None", "None"), Param("min_confidence", "float | None", "None")),
+        "_calls.sample_request(n, model, seed, as_float, version, digit, return_latents, truncation, min_confidence)",
+        "Sample",
         "_calls.sampled(response, return_latents)",
         {(False, False): U8, (True, False): F32, (False, True): f"tuple[{U8}, {F32}]",
          (True, True): f"tuple[{F32}, {F32}]"},
@@ -57,6 +59,9 @@ OPERATIONS: tuple[Operation, ...] = (
         [0,1] with ``as_float``). The same seed, model and version give the same bytes.
         ``digit`` (one for all, or n of them) draws those digits through the conditional
         twin (cGAN, cVAE); ``return_latents`` returns (images, the latents behind them).
+        ``truncation``: the GAN's noise kept within +-truncation (the VAE's prior scaled by
+        it); ``min_confidence``: images the digit classifier reads as another digit, or
+        below this probability, redrawn from the seed's next draws.
 
         >>> digits = client.sample_digits(n=16, seed=1)                # doctest: +SKIP
         >>> drawn = client.sample_digits(n=4, return_info=True)        # doctest: +SKIP

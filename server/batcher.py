@@ -47,6 +47,10 @@ SPLIT_ABOVE = 1e-3  # seconds: a batch expected to run longer is split across id
 # The least a part of a split batch may be expected to run: shorter parts lose more to
 # fixed costs than the split gains. By time, not rows, since models' rows differ in cost.
 MIN_PART_SECONDS = 0.5e-3
+# A stream's rows run in slices expected to take about this long: the most a stream
+# delays an ordinary call that arrives while it runs.
+BACKGROUND_SLICE = 2e-3  # seconds
+BACKGROUND_FIRST_ROWS = 32  # a slice's rows before the model's speed is known
 
 
 class Run(NamedTuple):
@@ -95,6 +99,7 @@ class Batcher:
         self._queue_depth = metrics.queue_depth.labels(name)
         self._queue_rejections = metrics.queue_rejections.labels(name)
         self._queue: collections.deque[_Item] = collections.deque()
+        self._background: collections.deque[_Item] = collections.deque()  # streams' slices
         self._queued_rows = 0
         self._wake: asyncio.Event | None = None
         self._full: asyncio.Event | None = None
@@ -130,9 +135,7 @@ class Batcher:
             self._queue_rejections.inc()
             raise QueueFull(f"{self.name}: the queue holds its maximum of {self.max_queue} requests; "
                             "retry later or add replicas")
-        if self._worker is None:
-            self._wake, self._full, self._handed_back = asyncio.Event(), asyncio.Event(), asyncio.Event()
-            self._worker = asyncio.get_running_loop().create_task(self._serve(), name=f"batcher-{self.name}")
+        self._start()
         loop = asyncio.get_running_loop()
         futures = []
         trace = self._tracing.current() if self._tracing is not None else None
@@ -155,10 +158,40 @@ class Batcher:
         parts = await asyncio.gather(*futures)
         return [np.concatenate(outputs) for outputs in zip(*parts)]
 
+    async def infer_background(self, rows: np.ndarray, deadline: float | None = None, derived: bool = True
+                               ) -> list[np.ndarray]:
+        """``infer`` for a stream's rows, at a lower priority: they run in slices of about
+        BACKGROUND_SLICE seconds, at most ``instances`` at once, each on an instance's thread
+        and only while no ordinary request is queued, so that an ordinary call waits behind
+        one slice at most."""
+        size = BACKGROUND_FIRST_ROWS if self._seconds_per_row is None else max(
+            1, int(BACKGROUND_SLICE / self._seconds_per_row))
+        slots = asyncio.Semaphore(self.instances)
+
+        async def part(rows: np.ndarray) -> list[np.ndarray]:
+            async with slots:
+                return await self._enqueue_background(rows, deadline, derived)
+
+        parts = await asyncio.gather(*(part(rows[i:i + size]) for i in range(0, len(rows), size)))
+        return parts[0] if len(parts) == 1 else [np.concatenate(outputs) for outputs in zip(*parts)]
+
+    async def _enqueue_background(self, rows: np.ndarray, deadline: float | None, derived: bool
+                                  ) -> list[np.ndarray]:
+        self._start()
+        item = _Item(rows, asyncio.get_running_loop().create_future(), deadline, derived)
+        self._background.append(item)
+        self._wake.set()
+        return await item.future
+
+    def _start(self) -> None:
+        if self._worker is None:
+            self._wake, self._full, self._handed_back = asyncio.Event(), asyncio.Event(), asyncio.Event()
+            self._worker = asyncio.get_running_loop().create_task(self._serve(), name=f"batcher-{self.name}")
+
     @property
     def idle(self) -> bool:
         """Nothing queued and nothing running."""
-        return not self._queue and not self._busy and not self._in_flight
+        return not self._queue and not self._background and not self._busy and not self._in_flight
 
     async def close(self) -> None:
         tasks = [task for task in (self._worker, *self._runs) if task is not None]
@@ -185,7 +218,10 @@ class Batcher:
                 await self._gather(loop)
             self._policy.probing = False
             batch = self._take()
-            if not self._queue:
+            background = not batch and not self._queue and bool(self._background)
+            if background:
+                batch = self._take_background()
+            if not self._queue and not self._background:
                 self._wake.clear()
             if self._queued_rows < self.max_batch:
                 self._full.clear()
@@ -194,7 +230,7 @@ class Batcher:
                 continue
             rows = batch[0].rows if len(batch) == 1 else np.concatenate([item.rows for item in batch])
             derived = any(item.derived for item in batch)
-            if self._is_small(len(rows), len(batch)) and not self._in_flight:
+            if not background and self._is_small(len(rows), len(batch)) and not self._in_flight:
                 try:
                     run = self._run_inline(rows, derived)
                 except Exception as exc:  # a failed run fails its callers, never the batcher
@@ -204,7 +240,7 @@ class Batcher:
                     self._trace(batch, len(rows), run.started_ns, run.ended_ns, 1)
                 _answer(batch, run.outputs)
             else:
-                parts = self._parts(len(rows))
+                parts = 1 if background else self._parts(len(rows))
                 self._in_flight += parts
                 task = loop.create_task(self._run_parts(loop, batch, rows, parts, derived))
                 self._runs.add(task)
@@ -336,6 +372,18 @@ class Batcher:
         per_row = seconds / len(rows)
         self._seconds_per_row = per_row if self._seconds_per_row is None else (
             0.9 * self._seconds_per_row + 0.1 * per_row)
+
+    def _take_background(self) -> list[_Item]:
+        """The next stream slice still awaited, alone."""
+        while self._background:
+            item = self._background.popleft()
+            if item.future.done():  # its stream ended
+                continue
+            if item.deadline is not None and time.monotonic() >= item.deadline:
+                item.future.set_exception(DeadlineExceeded(f"{self.name}: the stream's deadline passed"))
+                continue
+            return [item]
+        return []
 
     def _take(self) -> list[_Item]:
         """The next batch: queued requests in order up to ``max_batch`` rows, leaving out

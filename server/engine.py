@@ -30,6 +30,7 @@ from .errors import FailedPrecondition, ModelNotFound, StartupError
 from .gpu import bound_run, provider_options
 from .metrics import Metrics
 from .pixels import Images
+from .sampling import span
 from .settings import PROVIDER_NAMES, Settings
 from .tracing import Tracing
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 REQUIRED = ("vae_encoder", "vae_decoder", "gan_generator", "dae")
 # Roles whose one output is images: their runs also give the uint8 pixels when asked (see _run).
 IMAGE_ROLES = frozenset({"sampler", "conditional_sampler", "decoder", "conditional_decoder", "denoiser"})
+SAMPLERS = frozenset({"sampler", "conditional_sampler"})  # whose latent is a GAN's noise
 WARM_UP_ROWS = (1, 16)  # batch sizes each session runs, and whose outputs are checked, before serving
 # The event loop's runs of at least this many rows use two intra-op threads (wide_session).
 WIDE_ROWS = 8
@@ -351,11 +353,14 @@ class Engine:
         return outputs
 
     async def infer(self, model: LoadedModel, rows: np.ndarray, deadline: float | None = None,
-                    pixels: bool = True) -> list[np.ndarray]:
+                    pixels: bool = True, background: bool = False) -> list[np.ndarray]:
         """The model's outputs, in its output order (with ``pixels``, an image model's pixels
         after them; without, the Open Inference Protocol's case, they are left out of the run
         unless a batch shares it with a call that wants them), through its batcher. ``model``
-        is the version the call resolved when it started (``model()``), whatever is swapped in since."""
+        is the version the call resolved when it started (``model()``), whatever is swapped in since.
+        ``background``: a stream's rows, which yield to ordinary calls (``Batcher.infer_background``)."""
+        if background:
+            return await model.batcher.infer_background(rows, deadline, pixels)
         return await model.batcher.infer(rows, deadline, pixels)
 
     async def close(self) -> None:
@@ -379,18 +384,11 @@ class Engine:
     async def decode(self, model: LoadedModel, z: np.ndarray, deadline: float | None = None) -> Images:
         return Images(*await self.infer(model, z, deadline))
 
-    async def sample(self, model: LoadedModel, n: int, seed: int, deadline: float | None = None,
-                     digits: np.ndarray | None = None) -> tuple[Images, np.ndarray]:
-        """``n`` images from a sampler or decoder (conditional ones given ``digits``) and the
-        latents behind them: seeded standard-normal noise, the same for any digits."""
-        latents = seed_latents(model, seed, n)
-        return await self.generate(model, latents, digits, deadline), latents
-
     async def generate(self, model: LoadedModel, latents: np.ndarray, digits: np.ndarray | None = None,
-                       deadline: float | None = None) -> Images:
+                       deadline: float | None = None, background: bool = False) -> Images:
         """Images from latents through a sampler or decoder, conditional ones given ``digits``."""
         rows = latents if digits is None else model.rows(latents, digits)
-        return Images(*await self.infer(model, rows, deadline))
+        return Images(*await self.infer(model, rows, deadline, background=background))
 
     async def encode_means(self, model: LoadedModel, images: np.ndarray, digits: np.ndarray | None = None,
                            deadline: float | None = None) -> np.ndarray:
@@ -398,10 +396,10 @@ class Engine:
         rows = images if digits is None else model.rows(images, digits)
         return (await self.infer(model, rows, deadline))[0]
 
-    async def classify(self, model: LoadedModel, images: np.ndarray, deadline: float | None = None
-                       ) -> np.ndarray:
+    async def classify(self, model: LoadedModel, images: np.ndarray, deadline: float | None = None,
+                       background: bool = False) -> np.ndarray:
         """P(digit | image), float32 [N,10], from the classifier's logits."""
-        logits = (await self.infer(model, images, deadline))[0].astype(np.float64)
+        logits = (await self.infer(model, images, deadline, background=background))[0].astype(np.float64)
         exp = np.exp(logits - logits.max(1, keepdims=True))
         return (exp / exp.sum(1, keepdims=True)).astype(np.float32)
 
@@ -441,9 +439,10 @@ def _check_same_tensors(served: LoadedModel, session: ort.InferenceSession, path
                            f"{served.version.version}: {spell(session)} against {spell(served.session)}")
 
 
-def seed_latents(model: LoadedModel, seed: int, n: int) -> np.ndarray:
-    """The latents Sample draws from ``seed`` for ``n`` images of a sampler or decoder."""
-    return _noise(seed, (n, *model.contract.inputs[0].item_shape))
+def seed_latents(model: LoadedModel, seed: int, n: int, truncation: float | None = None) -> np.ndarray:
+    """The latents Sample draws from ``seed`` for its ``n`` images of a sampler or decoder
+    (``sampling`` says how they are keyed)."""
+    return span(seed, 0, n, model.contract.inputs[0].item_shape[0], model.role in SAMPLERS, truncation)
 
 
 def _noise(seed: int, shape: tuple[int, ...]) -> np.ndarray:

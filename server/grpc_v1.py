@@ -8,7 +8,7 @@ from genserve.v1 import generative_pb2_grpc as pb_grpc
 
 from . import calls
 from .service import Service
-from .v1_messages import RPCS, Handler
+from .v1_messages import RPCS, STREAMS, Handler
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GenerativeService"].full_name
 
@@ -24,5 +24,14 @@ def _method(handler: Handler):
     return method
 
 
+def _streaming(handler):
+    async def method(self: GenerativeServicer, request, context):
+        async for message in handler(self.service, calls.current.get(), request):
+            yield message
+    return method
+
+
 for _name, _handler in RPCS.items():
     setattr(GenerativeServicer, _name, _method(_handler))
+for _name, _stream in STREAMS.items():
+    setattr(GenerativeServicer, _name, _streaming(_stream))

@@ -4,7 +4,8 @@ extension), genserve.v1 as canonical protobuf JSON and as PNG, and the playgroun
 page at ``/``. It translates HTTP <-> the core and nothing more.
 
 A call's deadline is its ``X-Request-Timeout`` header (seconds), the Open Inference
-Protocol's ``timeout`` parameter, or ``--http-timeout``; a caller that disconnects
+Protocol's ``timeout`` parameter, or ``--http-timeout`` (not for SampleStream's NDJSON,
+which runs as long as it takes unless the header says otherwise); a caller that disconnects
 cancels its call, and with it its queued work. Bodies are read within the gate and their
 limits; pictures are bounded before any model runs, and encoded, decoded and large JSON
 answers written in threads, never on the event loop gRPC shares.
@@ -13,6 +14,7 @@ answers written in threads, never on the event loop gRPC shares.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import resource
@@ -43,14 +45,16 @@ from .service import Endpoint, Service, server_version
 from .settings import Settings
 from .tensors import images_from_pixels
 from .tracing import Tracing
-from .v1_messages import RPCS
+from .v1_messages import RPCS, open_stream, sample_chunk
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # genserve.v1's RPCs by their HTTP names: /v1/sample, /v1/latent_grid, ...
 METHODS = {m.name: m for m in pb.DESCRIPTOR.services_by_name["GenerativeService"].methods}
-ROUTES = {"".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_"): name for name in METHODS}
+ROUTES = {"".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_"): name for name in METHODS
+          if name in RPCS}
+NDJSON = "application/x-ndjson"
 PLAYGROUND = "playground.html"
 MAX_PICTURE_PIXELS = 4096 * 4096  # a PNG route's picture, in or out
 MAX_COLUMNS = 4096
@@ -108,20 +112,23 @@ class HttpApi:
                 post(prefix + "/infer", self.infer))),
             get("/v1/sample.png", self.sample_png), get("/v1/grid.png", self.grid_png),
             get("/v1/interpolate.png", self.interpolate_png), post("/v1/denoise.png", self.denoise_png),
-            post("/v1/{rpc}", self.v1_json),
+            post("/v1/sample_stream", self.sample_stream), post("/v1/{rpc}", self.v1_json),
         ])
         return app
 
     # -- the gate, tokens, origins and errors
 
-    async def _run(self, rpc: str, http: web.Request, work: Callable[[Call], Awaitable[T]]) -> T:
-        """``work(call)`` through the gate, as the call ``rpc`` with this request's id and deadline."""
+    async def _run(self, rpc: str, http: web.Request, work: Callable[[Call], Awaitable[T]],
+                   default_timeout: bool = True) -> T:
+        """``work(call)`` through the gate, as the call ``rpc`` with this request's id and
+        deadline (``default_timeout``: --http-timeout where the request sets none)."""
         http["counted"] = True
         call = Call(rpc, "http", None, call_id(http.headers.get("x-request-id")) if self.gate.request_ids else None,
                     http.remote or "")
 
         async def deadline_then_work() -> T:
-            seconds = timeout_header(http.headers.get(TIMEOUT_HEADER)) or self.settings.http_timeout
+            seconds = timeout_header(http.headers.get(TIMEOUT_HEADER)) or (
+                self.settings.http_timeout if default_timeout else None)
             if seconds:
                 call.limit(seconds)
             return await work(call)
@@ -281,21 +288,56 @@ class HttpApi:
         if name is None:
             raise ModelNotFound(f"{quoted(request.path)}: no such call; genserve.v1's are "
                                 f"{', '.join('/v1/' + route for route in ROUTES)}")
-        message = json_format.symbol_database.Default().GetSymbol(METHODS[name].input_type.full_name)()
-
         async def work(call: Call) -> web.Response:
-            body = load_json(await self._body(request, JSON_TYPES, absent_ok=False) or b"{}")
-            ascii_numbers(body)
-            try:
-                json_format.ParseDict(body, message)
-            except json_format.ParseError as exc:
-                text = str(exc)
-                raise InvalidArgument(f"request body: {text if len(text) <= 100 else text[:100] + '...'}") from None
+            message = await self._message(request, name)
             answer = await RPCS[name](self.service, call, message)
             write = lambda: json_format.MessageToJson(answer, indent=None)  # noqa: E731
             text = await self._off_loop(write) if answer.ByteSize() > OFF_LOOP_BYTES else write()
             return web.Response(text=text, content_type="application/json")
         return await self._run(name, request, work)
+
+    async def _message(self, request: web.Request, name: str):
+        """The body: the RPC's request message in protobuf's JSON mapping."""
+        message = json_format.symbol_database.Default().GetSymbol(METHODS[name].input_type.full_name)()
+        body = load_json(await self._body(request, JSON_TYPES, absent_ok=False) or b"{}")
+        ascii_numbers(body)
+        try:
+            json_format.ParseDict(body, message)
+        except json_format.ParseError as exc:
+            text = str(exc)
+            raise InvalidArgument(f"request body: {text if len(text) <= 100 else text[:100] + '...'}") from None
+        return message
+
+    @_rpc("SampleStream")
+    async def sample_stream(self, request: web.Request) -> web.StreamResponse:
+        """SampleStream as NDJSON: each line one SampleChunk in protobuf's JSON mapping. An
+        error once lines are flowing ends the stream with a line ``{"error": ..., "code": ...}``;
+        a caller that closes the connection stops the chunks not yet run."""
+        response = web.StreamResponse(headers={"Content-Type": NDJSON})
+
+        async def work(call: Call) -> web.StreamResponse:
+            message = await self._message(request, "SampleStream")
+            stream = open_stream(self.service, call, message)
+            fmt = message.image_format
+            await response.prepare(request)
+            try:
+                async for answer in stream.chunks():
+                    chunk = sample_chunk(answer, fmt)
+                    write = lambda: json_format.MessageToJson(chunk, indent=None)  # noqa: E731
+                    text = await self._off_loop(write) if chunk.ByteSize() > OFF_LOOP_BYTES else write()
+                    await response.write(text.encode() + b"\n")
+            except GenserveError as exc:
+                await response.write(json.dumps({"error": exc.reason, "code": exc.code}).encode() + b"\n")
+                raise
+            await response.write_eof()
+            return response
+
+        try:
+            return await self._run("SampleStream", request, work, default_timeout=False)
+        except GenserveError:
+            if response.prepared:  # the error is the stream's last line
+                return response
+            raise
 
     # -- genserve.v1 as PNG
 

@@ -7,10 +7,12 @@ nothing of protobuf, gRPC or HTTP; validation of values lives here, once.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import math
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version as package_version
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import AsyncIterator, Callable, Generic, Sequence, TypeVar
 
 import numpy as np
 
@@ -19,9 +21,10 @@ from genserve.latents import grid, lerp, slerp
 from genserve.repository import parse_version
 
 from .calls import Call
-from .engine import Engine, LoadedModel, TensorInfo, fresh_seed, seed_latents
+from .engine import SAMPLERS, Engine, LoadedModel, TensorInfo, fresh_seed, seed_latents
 from .errors import TooLarge, InvalidArgument, ModelNotFound, NotReady, quoted
 from .pixels import Images
+from .sampling import MAX_DRAWS, Controls, latents as drawn_latents, span
 from .settings import Settings
 from .tensors import MAX_LATENT, MAX_RANK, check_latents, check_pixels
 
@@ -40,6 +43,10 @@ DATATYPES = {ONNX_TYPES["float32"]: ("FP32", np.dtype("<f4")), ONNX_TYPES["int64
 PLATFORM = "onnxruntime_onnx"  # Triton's name for ONNX models on onnxruntime
 MAX_ID = 256  # characters of an inference request's id, which the answer repeats
 ENVELOPE = 64 * 1024  # room in an answer for all but its tensors' bytes
+DEFAULT_CHUNK = 256  # images per SampleStream message unless asked
+# Chunks of a stream computed beyond the one being written: the most a slow reader
+# makes the server hold, beside what the transport's flow-control window holds.
+AHEAD = 2
 
 
 @dataclass
@@ -51,6 +58,61 @@ class Answer(Generic[T]):
     version: int
     seed: int | None = None
     latents: np.ndarray | None = None
+    redrawn: int = 0  # images redrawn under min_confidence
+    unmet: int = 0  # of those, images still short of it after the last redraw
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """Images drawn from a seed under the sampling controls, with their latents and
+    digits (asked for, or the classifier's reading; None: neither)."""
+    images: Images
+    latents: np.ndarray
+    digits: np.ndarray | None
+    redrawn: int
+    unmet: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One message of a stream: images from ``first_index`` on."""
+    first_index: int
+    drawn: Drawn
+
+
+class Stream:
+    """A SampleStream call, checked and resolved: ``chunks()`` draws its messages,
+    computing at most AHEAD chunks beyond the one the caller is taking."""
+
+    def __init__(self, service: "Service", call: Call, model: LoadedModel, classifier: LoadedModel | None,
+                 n: int, seed: int, digits: Callable[[int, int], np.ndarray | None], chunk: int, start: int,
+                 controls: Controls):
+        self.service, self.call, self.model, self.classifier = service, call, model, classifier
+        self.n, self.seed, self.digits, self.chunk, self.start, self.controls = n, seed, digits, chunk, start, controls
+
+    async def _draw(self, first: int) -> Answer[Chunk]:
+        count = min(self.chunk, self.n - first)
+        drawn = await self.service._draw(self.call, self.model, self.classifier, self.seed, first, count,
+                                         self.digits(first, count), self.controls, background=True)
+        return Answer(Chunk(first, drawn), self.model.name, self.model.version.version, seed=self.seed,
+                      redrawn=drawn.redrawn, unmet=drawn.unmet)
+
+    async def chunks(self) -> AsyncIterator[Answer[Chunk]]:
+        starts = iter(range(self.start, self.n, self.chunk))
+        pending: collections.deque[asyncio.Task] = collections.deque()
+        try:
+            while True:
+                for first in starts:
+                    pending.append(asyncio.ensure_future(self._draw(first)))
+                    if len(pending) > AHEAD:
+                        break
+                if not pending:
+                    return
+                yield await pending.popleft()
+        finally:  # the caller went away or the stream failed: what is not yet run never runs
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 @dataclass(frozen=True)
@@ -168,20 +230,88 @@ class Service:
         return self._answer(await self.engine.decode(model, z, call.deadline), model)
 
     async def sample(self, call: Call, n: int, model: str = "", seed: int | None = None, digit: int | None = None,
-                     digits: Sequence[int] | None = None, version: int = 0) -> Answer[Images]:
+                     digits: Sequence[int] | None = None, version: int = 0, truncation: float | None = None,
+                     min_confidence: float | None = None) -> Answer[Images]:
         """``n`` images from the GAN or the VAE's prior (their conditional twins given a
-        digit, or n digits); the answer carries the seed and the latents drawn."""
+        digit, or n digits) under the sampling controls; the answer carries the seed, the
+        latents drawn and the redraws. They are the first n images of SampleStream's."""
         if not 1 <= n <= self.settings.max_sample_n:
             raise InvalidArgument(f"n: must be between 1 and {self.settings.max_sample_n}, got {n}")
         if digit is not None and digits:
             raise InvalidArgument("digits: not together with digit; give one or the other")
+        controls = Controls(truncation, min_confidence)
         wanted = (np.full(n, check_digit(digit, "digit"), np.int64) if digit is not None
                   else check_digits(digits, "digits", n) if digits else None)
         name = self._family(model, "gan", wanted is not None)
         seed = fresh_seed() if seed is None else seed
         resolved = self._resolve(call, name, version)
-        images, latents = await self.engine.sample(resolved, n, seed, call.deadline, wanted)
-        return self._answer(images, resolved, seed=seed, latents=latents)
+        classifier = self._classifier(call, controls)
+        drawn = await self._draw(call, resolved, classifier, seed, 0, n, wanted, controls)
+        return self._answer(drawn.images, resolved, seed=seed, latents=drawn.latents, redrawn=drawn.redrawn,
+                            unmet=drawn.unmet)
+
+    def open_stream(self, call: Call, n: int, model: str = "", seed: int | None = None, digit: int | None = None,
+                    balanced: bool = False, chunk: int | None = None, start_index: int = 0, version: int = 0,
+                    truncation: float | None = None, min_confidence: float | None = None) -> Stream:
+        """A SampleStream call, every argument checked and its models resolved before any
+        message: image i is the image Sample would draw at index i for the same seed,
+        model version, digits and controls."""
+        limit = self.settings.max_stream_n
+        if not 1 <= n <= limit:
+            raise InvalidArgument(f"n: must be between 1 and {limit:,}, got {n:,}")
+        chunk = DEFAULT_CHUNK if chunk is None else chunk
+        if not 1 <= chunk <= self.settings.max_request_size:
+            raise InvalidArgument(f"chunk: must be between 1 and {self.settings.max_request_size}, got {chunk}")
+        if not 0 <= start_index < n:
+            raise InvalidArgument(f"start_index: must be between 0 and n - 1 = {n - 1:,}, got {start_index:,}")
+        if digit is not None and balanced:
+            raise InvalidArgument("balanced: not together with digit; give one or the other")
+        controls = Controls(truncation, min_confidence)
+        digits: Callable[[int, int], np.ndarray | None]
+        if digit is not None:
+            fixed = check_digit(digit, "digit")
+            digits = lambda first, count: np.full(count, fixed, np.int64)  # noqa: E731
+        elif balanced:
+            digits = lambda first, count: np.arange(first, first + count, dtype=np.int64) % DIGITS  # noqa: E731
+        else:
+            digits = lambda first, count: None  # noqa: E731
+        name = self._family(model, "gan", digit is not None or balanced)
+        resolved = self._resolve(call, name, version)
+        classifier = self._classifier(call, controls)
+        return Stream(self, call, resolved, classifier, n, fresh_seed() if seed is None else seed, digits, chunk,
+                      start_index, controls)
+
+    def _classifier(self, call: Call, controls: Controls) -> LoadedModel | None:
+        """The digit classifier that min_confidence needs (its newest version)."""
+        if controls.min_confidence is None:
+            return None
+        return self._resolve(call, "digit_classifier", answers=False)
+
+    async def _draw(self, call: Call, model: LoadedModel, classifier: LoadedModel | None, seed: int, start: int,
+                    count: int, wanted: np.ndarray | None, controls: Controls, background: bool = False) -> Drawn:
+        """Images [start, start + count) of ``seed`` (``sampling`` keys them); under
+        min_confidence, those the classifier refuses are redrawn, each from its own next draw."""
+        size, gan = model.contract.inputs[0].item_shape[0], model.role in SAMPLERS
+        z = span(seed, start, count, size, gan, controls.truncation)
+        images = await self.engine.generate(model, z, wanted, call.deadline, background)
+        if classifier is None:
+            return Drawn(images, z, wanted, 0, 0)
+        floats, pixels, z = images.floats.copy(), images.pixels.copy(), z.copy()
+        read = await self.engine.classify(classifier, floats, call.deadline, background)
+        failing = _refused(read, wanted, controls.min_confidence)
+        redrawn = int(failing.sum())
+        for draw in range(1, MAX_DRAWS):
+            rows = np.flatnonzero(failing)
+            if not len(rows):
+                break
+            again = drawn_latents(seed, start + rows, size, gan, controls.truncation, draw)
+            asked = None if wanted is None else wanted[rows]
+            redraw = await self.engine.generate(model, again, asked, call.deadline, background)
+            floats[rows], pixels[rows], z[rows] = redraw.floats, redraw.pixels, again
+            read[rows] = await self.engine.classify(classifier, redraw.floats, call.deadline, background)
+            failing[rows] = _refused(read[rows], asked, controls.min_confidence)
+        digits = wanted if wanted is not None else read.argmax(1).astype(np.int64)
+        return Drawn(Images(floats, pixels), z, digits, redrawn, int(failing.sum()))
 
     async def interpolate(self, call: Call, start: Endpoint, end: Endpoint, steps: int, model: str = "",
                           digit: int | None = None, version: int = 0) -> Answer[Images]:
@@ -385,6 +515,15 @@ class Service:
             array = np.asarray(tensor.data, dtype)
         _check_values(spec, array, f"{field} ({spec.name})")
         return array.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+def _refused(probabilities: np.ndarray, wanted: np.ndarray | None, least: float) -> np.ndarray:
+    """Which images min_confidence refuses: read as another digit than asked for, or with
+    a probability below ``least`` (unconditional images: their most probable digit's)."""
+    if wanted is None:
+        return probabilities.max(1) < least
+    rows = np.arange(len(wanted))
+    return (probabilities.argmax(1) != wanted) | (probabilities[rows, wanted] < least)
 
 
 def check_digit(value: int, field: str) -> int:

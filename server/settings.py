@@ -45,6 +45,7 @@ class Settings:
     graph_optimization: str = "all"
     max_request_size: int = 1024
     max_sample_n: int = 1024
+    max_stream_n: int = 10_000_000
     max_batch_size: int = 256
     max_queue_delay_us: int = 0
     max_gather_us: int = 5000
@@ -323,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most images or latents in one request [GENSERVE_MAX_REQUEST_SIZE]")
     p.add_argument("--max-sample-n", type=positive_int, default=_env("MAX_SAMPLE_N", d.max_sample_n),
                    help="most images one Sample call may ask for [GENSERVE_MAX_SAMPLE_N]")
+    p.add_argument("--max-stream-n", type=positive_int, default=_env("MAX_STREAM_N", d.max_stream_n),
+                   help="most images one SampleStream call may ask for [GENSERVE_MAX_STREAM_N]")
     p.add_argument("--max-batch-size", type=positive_int, default=_env("MAX_BATCH_SIZE", d.max_batch_size),
                    help="dynamic batching: most rows in one model run; concurrent requests are merged up to "
                         "it and larger ones run in chunks of it [GENSERVE_MAX_BATCH_SIZE]")

@@ -6,7 +6,7 @@ call these, so that each RPC is translated once."""
 from __future__ import annotations
 
 import functools
-from typing import Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
@@ -16,7 +16,7 @@ from genserve.contract import LATENT_DIM, NOISE_DIM
 from genserve.v1 import generative_pb2 as pb
 
 from .calls import Call
-from .service import GRID_SIZES, Answer, Endpoint, Service
+from .service import GRID_SIZES, Answer, Chunk, Endpoint, Service, Stream
 from .tensors import (image_format, image_from_proto, images_from_proto, images_to_proto, latent_from_proto,
                       latents_from_proto)
 
@@ -74,11 +74,40 @@ async def sample(service: Service, call: Call, request: pb.SampleRequest) -> pb.
     if request.n <= service.settings.max_sample_n:
         _fits(service, request.n, fmt, LATENT_BYTES if request.return_latents else 0)
     answer = await service.sample(call, request.n, request.model, _optional(request, "seed"),
-                                  _optional(request, "digit"), list(request.digits), request.version)
-    response = pb.ImagesResponse(images=images_to_proto(answer.output, fmt), model=_ref(answer), seed=answer.seed)
+                                  _optional(request, "digit"), list(request.digits), request.version,
+                                  _optional(request, "truncation"), _optional(request, "min_confidence"))
+    response = pb.ImagesResponse(images=images_to_proto(answer.output, fmt), model=_ref(answer), seed=answer.seed,
+                                 redrawn=answer.redrawn, unmet=answer.unmet)
     if request.return_latents:
         response.latents.CopyFrom(to_tensor(answer.latents))
     return response
+
+
+def open_stream(service: Service, call: Call, request: pb.SampleStreamRequest) -> Stream:
+    """SampleStream's request checked and its models resolved, before any message."""
+    fmt = image_format(request.image_format)
+    if request.HasField("chunk") and 1 <= request.chunk <= service.settings.max_request_size:
+        _fits(service, request.chunk, fmt)
+    return service.open_stream(call, request.n, request.model, _optional(request, "seed"),
+                               _optional(request, "digit"), request.balanced, _optional(request, "chunk"),
+                               request.start_index, request.version, _optional(request, "truncation"),
+                               _optional(request, "min_confidence"))
+
+
+def sample_chunk(answer: Answer[Chunk], fmt: int) -> pb.SampleChunk:
+    chunk = answer.output
+    drawn = chunk.drawn
+    return pb.SampleChunk(images=images_to_proto(drawn.images, fmt), model=_ref(answer),
+                          digits=() if drawn.digits is None else drawn.digits.tolist(),
+                          first_index=chunk.first_index, seed=answer.seed, redrawn=drawn.redrawn, unmet=drawn.unmet)
+
+
+async def sample_stream(service: Service, call: Call, request: pb.SampleStreamRequest
+                        ) -> AsyncIterator[pb.SampleChunk]:
+    stream = open_stream(service, call, request)
+    fmt = image_format(request.image_format)
+    async for answer in stream.chunks():
+        yield sample_chunk(answer, fmt)
 
 
 def _endpoint(point: pb.Endpoint, field: str) -> Endpoint:
@@ -160,3 +189,5 @@ RPCS: dict[str, Handler] = {
     "Interpolate": interpolate, "LatentGrid": latent_grid, "Reconstruct": reconstruct, "Restyle": restyle,
     "Classify": classify,
 }
+# genserve.v1's server-streaming RPCs.
+STREAMS = {"SampleStream": sample_stream}

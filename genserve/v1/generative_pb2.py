@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cgenserve/v1/generative.proto\x12\x0bgenserve.v1\x1a\x1cgoogle/protobuf/struct.proto\"K\n\x06Tensor\x12$\n\x05\x64type\x18\x01 \x01(\x0e\x32\x15.genserve.v1.DataType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"a\n\rEncodeRequest\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x11\n\x04seed\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x0f\n\x07version\x18\x03 \x01(\x03\x42\x07\n\x05_seed\"\xa3\x01\n\x0e\x45ncodeResponse\x12#\n\x06z_mean\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12&\n\tz_log_var\x18\x02 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x1e\n\x01z\x18\x03 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12$\n\x05model\x18\x04 \x01(\x0b\x32\x15.genserve.v1.ModelRef\"p\n\rDecodeRequest\x12\x1e\n\x01z\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12.\n\x0cimage_format\x18\x02 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x03 \x01(\x03\"\xcc\x01\n\rSampleRequest\x12\t\n\x01n\x18\x01 \x01(\r\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12.\n\x0cimage_format\x18\x04 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x12\n\x05\x64igit\x18\x06 \x01(\rH\x01\x88\x01\x01\x12\x0e\n\x06\x64igits\x18\x07 \x03(\r\x12\x16\n\x0ereturn_latents\x18\x08 \x01(\x08\x42\x07\n\x05_seedB\x08\n\x06_digit\"p\n\x08\x45ndpoint\x12$\n\x05image\x18\x01 \x01(\x0b\x32\x13.genserve.v1.TensorH\x00\x12%\n\x06latent\x18\x02 \x01(\x0b\x32\x13.genserve.v1.TensorH\x00\x12\x0e\n\x04seed\x18\x03 \x01(\x04H\x00\x42\x07\n\x05point\"\xdb\x01\n\x12InterpolateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12$\n\x05start\x18\x02 \x01(\x0b\x32\x15.genserve.v1.Endpoint\x12\"\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x15.genserve.v1.Endpoint\x12\r\n\x05steps\x18\x04 \x01(\r\x12\x12\n\x05\x64igit\x18\x05 \x01(\rH\x00\x88\x01\x01\x12.\n\x0cimage_format\x18\x06 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x07 \x01(\x03\x42\x08\n\x06_digit\"\x9c\x01\n\x11LatentGridRequest\x12\x0c\n\x04size\x18\x01 \x01(\r\x12\x11\n\x04span\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05\x64igit\x18\x03 \x01(\rH\x01\x88\x01\x01\x12.\n\x0cimage_format\x18\x04 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x05 \x01(\x03\x42\x07\n\x05_spanB\x08\n\x06_digit\"z\n\x12ReconstructRequest\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12.\n\x0cimage_format\x18\x02 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x03 \x01(\x03\"\xab\x01\n\x0eRestyleRequest\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x12\n\x05\x64igit\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x15\n\rsource_digits\x18\x03 \x03(\r\x12.\n\x0cimage_format\x18\x04 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x05 \x01(\x03\x42\x08\n\x06_digit\"G\n\x0f\x43lassifyRequest\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x0f\n\x07version\x18\x02 \x01(\x03\"t\n\x10\x43lassifyResponse\x12*\n\rprobabilities\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x0e\n\x06\x64igits\x18\x02 \x03(\r\x12$\n\x05model\x18\x03 \x01(\x0b\x32\x15.genserve.v1.ModelRef\"v\n\x0e\x44\x65noiseRequest\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12.\n\x0cimage_format\x18\x02 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x03 \x01(\x03\"\x9d\x01\n\x0eImagesResponse\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.genserve.v1.ModelRef\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12$\n\x07latents\x18\x04 \x01(\x0b\x32\x13.genserve.v1.TensorB\x07\n\x05_seed\")\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"\x13\n\x11ListModelsRequest\"M\n\nTensorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xe1\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\'\n\x06inputs\x18\x03 \x03(\x0b\x32\x17.genserve.v1.TensorInfo\x12(\n\x07outputs\x18\x04 \x03(\x0b\x32\x17.genserve.v1.TensorInfo\x12\x1a\n\x12\x65xecution_provider\x18\x05 \x01(\t\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12(\n\x07metrics\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04role\x18\x08 \x01(\t\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.genserve.v1.ModelInfo*Q\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x41TA_TYPE_UINT8\x10\x01\x12\x15\n\x11\x44\x41TA_TYPE_FLOAT32\x10\x02*]\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12IMAGE_FORMAT_UINT8\x10\x01\x12\x18\n\x14IMAGE_FORMAT_FLOAT32\x10\x02\x32\xe3\x05\n\x11GenerativeService\x12\x41\n\x06\x45ncode\x12\x1a.genserve.v1.EncodeRequest\x1a\x1b.genserve.v1.EncodeResponse\x12\x41\n\x06\x44\x65\x63ode\x12\x1a.genserve.v1.DecodeRequest\x1a\x1b.genserve.v1.ImagesResponse\x12\x41\n\x06Sample\x12\x1a.genserve.v1.SampleRequest\x1a\x1b.genserve.v1.ImagesResponse\x12\x43\n\x07\x44\x65noise\x12\x1b.genserve.v1.DenoiseRequest\x1a\x1b.genserve.v1.ImagesResponse\x12M\n\nListModels\x12\x1e.genserve.v1.ListModelsRequest\x1a\x1f.genserve.v1.ListModelsResponse\x12K\n\x0bInterpolate\x12\x1f.genserve.v1.InterpolateRequest\x1a\x1b.genserve.v1.ImagesResponse\x12I\n\nLatentGrid\x12\x1e.genserve.v1.LatentGridRequest\x1a\x1b.genserve.v1.ImagesResponse\x12K\n\x0bReconstruct\x12\x1f.genserve.v1.ReconstructRequest\x1a\x1b.genserve.v1.ImagesResponse\x12\x43\n\x07Restyle\x12\x1b.genserve.v1.RestyleRequest\x1a\x1b.genserve.v1.ImagesResponse\x12G\n\x08\x43lassify\x12\x1c.genserve.v1.ClassifyRequest\x1a\x1d.genserve.v1.ClassifyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cgenserve/v1/generative.proto\x12\x0bgenserve.v1\x1a\x1cgoogle/protobuf/struct.proto\"K\n\x06Tensor\x12$\n\x05\x64type\x18\x01 \x01(\x0e\x32\x15.genserve.v1.DataType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"a\n\rEncodeRequest\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x11\n\x04seed\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x0f\n\x07version\x18\x03 \x01(\x03\x42\x07\n\x05_seed\"\xa3\x01\n\x0e\x45ncodeResponse\x12#\n\x06z_mean\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12&\n\tz_log_var\x18\x02 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x1e\n\x01z\x18\x03 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12$\n\x05model\x18\x04 \x01(\x0b\x32\x15.genserve.v1.ModelRef\"p\n\rDecodeRequest\x12\x1e\n\x01z\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12.\n\x0cimage_format\x18\x02 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x03 \x01(\x03\"\xa4\x02\n\rSampleRequest\x12\t\n\x01n\x18\x01 \x01(\r\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12.\n\x0cimage_format\x18\x04 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x12\n\x05\x64igit\x18\x06 \x01(\rH\x01\x88\x01\x01\x12\x0e\n\x06\x64igits\x18\x07 \x03(\r\x12\x16\n\x0ereturn_latents\x18\x08 \x01(\x08\x12\x17\n\ntruncation\x18\t \x01(\x02H\x02\x88\x01\x01\x12\x1b\n\x0emin_confidence\x18\n \x01(\x02H\x03\x88\x01\x01\x42\x07\n\x05_seedB\x08\n\x06_digitB\r\n\x0b_truncationB\x11\n\x0f_min_confidence\"\xc7\x02\n\x13SampleStreamRequest\x12\t\n\x01n\x18\x01 \x01(\x04\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x12\n\x05\x64igit\x18\x04 \x01(\rH\x01\x88\x01\x01\x12\x10\n\x08\x62\x61lanced\x18\x05 \x01(\x08\x12\x12\n\x05\x63hunk\x18\x06 \x01(\rH\x02\x88\x01\x01\x12\x13\n\x0bstart_index\x18\x07 \x01(\x04\x12.\n\x0cimage_format\x18\x08 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\t \x01(\x03\x12\x17\n\ntruncation\x18\n \x01(\x02H\x03\x88\x01\x01\x12\x1b\n\x0emin_confidence\x18\x0b \x01(\x02H\x04\x88\x01\x01\x42\x07\n\x05_seedB\x08\n\x06_digitB\x08\n\x06_chunkB\r\n\x0b_truncationB\x11\n\x0f_min_confidence\"\xab\x01\n\x0bSampleChunk\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x0e\n\x06\x64igits\x18\x02 \x03(\r\x12\x13\n\x0b\x66irst_index\x18\x03 \x01(\x04\x12$\n\x05model\x18\x04 \x01(\x0b\x32\x15.genserve.v1.ModelRef\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x12\x0f\n\x07redrawn\x18\x06 \x01(\r\x12\r\n\x05unmet\x18\x07 \x01(\r\"p\n\x08\x45ndpoint\x12$\n\x05image\x18\x01 \x01(\x0b\x32\x13.genserve.v1.TensorH\x00\x12%\n\x06latent\x18\x02 \x01(\x0b\x32\x13.genserve.v1.TensorH\x00\x12\x0e\n\x04seed\x18\x03 \x01(\x04H\x00\x42\x07\n\x05point\"\xdb\x01\n\x12InterpolateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12$\n\x05start\x18\x02 \x01(\x0b\x32\x15.genserve.v1.Endpoint\x12\"\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x15.genserve.v1.Endpoint\x12\r\n\x05steps\x18\x04 \x01(\r\x12\x12\n\x05\x64igit\x18\x05 \x01(\rH\x00\x88\x01\x01\x12.\n\x0cimage_format\x18\x06 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x07 \x01(\x03\x42\x08\n\x06_digit\"\x9c\x01\n\x11LatentGridRequest\x12\x0c\n\x04size\x18\x01 \x01(\r\x12\x11\n\x04span\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05\x64igit\x18\x03 \x01(\rH\x01\x88\x01\x01\x12.\n\x0cimage_format\x18\x04 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x05 \x01(\x03\x42\x07\n\x05_spanB\x08\n\x06_digit\"z\n\x12ReconstructRequest\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12.\n\x0cimage_format\x18\x02 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x03 \x01(\x03\"\xab\x01\n\x0eRestyleRequest\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x12\n\x05\x64igit\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x15\n\rsource_digits\x18\x03 \x03(\r\x12.\n\x0cimage_format\x18\x04 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x05 \x01(\x03\x42\x08\n\x06_digit\"G\n\x0f\x43lassifyRequest\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x0f\n\x07version\x18\x02 \x01(\x03\"t\n\x10\x43lassifyResponse\x12*\n\rprobabilities\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x0e\n\x06\x64igits\x18\x02 \x03(\r\x12$\n\x05model\x18\x03 \x01(\x0b\x32\x15.genserve.v1.ModelRef\"v\n\x0e\x44\x65noiseRequest\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12.\n\x0cimage_format\x18\x02 \x01(\x0e\x32\x18.genserve.v1.ImageFormat\x12\x0f\n\x07version\x18\x03 \x01(\x03\"\xbd\x01\n\x0eImagesResponse\x12#\n\x06images\x18\x01 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.genserve.v1.ModelRef\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12$\n\x07latents\x18\x04 \x01(\x0b\x32\x13.genserve.v1.Tensor\x12\x0f\n\x07redrawn\x18\x05 \x01(\r\x12\r\n\x05unmet\x18\x06 \x01(\rB\x07\n\x05_seed\")\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"\x13\n\x11ListModelsRequest\"M\n\nTensorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xe1\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\'\n\x06inputs\x18\x03 \x03(\x0b\x32\x17.genserve.v1.TensorInfo\x12(\n\x07outputs\x18\x04 \x03(\x0b\x32\x17.genserve.v1.TensorInfo\x12\x1a\n\x12\x65xecution_provider\x18\x05 \x01(\t\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12(\n\x07metrics\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04role\x18\x08 \x01(\t\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.genserve.v1.ModelInfo*Q\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x41TA_TYPE_UINT8\x10\x01\x12\x15\n\x11\x44\x41TA_TYPE_FLOAT32\x10\x02*]\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12IMAGE_FORMAT_UINT8\x10\x01\x12\x18\n\x14IMAGE_FORMAT_FLOAT32\x10\x02\x32\xb1\x06\n\x11GenerativeService\x12\x41\n\x06\x45ncode\x12\x1a.genserve.v1.EncodeRequest\x1a\x1b.genserve.v1.EncodeResponse\x12\x41\n\x06\x44\x65\x63ode\x12\x1a.genserve.v1.DecodeRequest\x1a\x1b.genserve.v1.ImagesResponse\x12\x41\n\x06Sample\x12\x1a.genserve.v1.SampleRequest\x1a\x1b.genserve.v1.ImagesResponse\x12\x43\n\x07\x44\x65noise\x12\x1b.genserve.v1.DenoiseRequest\x1a\x1b.genserve.v1.ImagesResponse\x12M\n\nListModels\x12\x1e.genserve.v1.ListModelsRequest\x1a\x1f.genserve.v1.ListModelsResponse\x12K\n\x0bInterpolate\x12\x1f.genserve.v1.InterpolateRequest\x1a\x1b.genserve.v1.ImagesResponse\x12I\n\nLatentGrid\x12\x1e.genserve.v1.LatentGridRequest\x1a\x1b.genserve.v1.ImagesResponse\x12K\n\x0bReconstruct\x12\x1f.genserve.v1.ReconstructRequest\x1a\x1b.genserve.v1.ImagesResponse\x12\x43\n\x07Restyle\x12\x1b.genserve.v1.RestyleRequest\x1a\x1b.genserve.v1.ImagesResponse\x12G\n\x08\x43lassify\x12\x1c.genserve.v1.ClassifyRequest\x1a\x1d.genserve.v1.ClassifyResponse\x12L\n\x0cSampleStream\x12 .genserve.v1.SampleStreamRequest\x1a\x18.genserve.v1.SampleChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'genserve.v1.generative_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATATYPE']._serialized_start=2435
-  _globals['_DATATYPE']._serialized_end=2516
-  _globals['_IMAGEFORMAT']._serialized_start=2518
-  _globals['_IMAGEFORMAT']._serialized_end=2611
+  _globals['_DATATYPE']._serialized_start=3059
+  _globals['_DATATYPE']._serialized_end=3140
+  _globals['_IMAGEFORMAT']._serialized_start=3142
+  _globals['_IMAGEFORMAT']._serialized_end=3235
   _globals['_TENSOR']._serialized_start=75
   _globals['_TENSOR']._serialized_end=150
   _globals['_ENCODEREQUEST']._serialized_start=152
@@ -45,35 +45,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECODEREQUEST']._serialized_start=417
   _globals['_DECODEREQUEST']._serialized_end=529
   _globals['_SAMPLEREQUEST']._serialized_start=532
-  _globals['_SAMPLEREQUEST']._serialized_end=736
-  _globals['_ENDPOINT']._serialized_start=738
-  _globals['_ENDPOINT']._serialized_end=850
-  _globals['_INTERPOLATEREQUEST']._serialized_start=853
-  _globals['_INTERPOLATEREQUEST']._serialized_end=1072
-  _globals['_LATENTGRIDREQUEST']._serialized_start=1075
-  _globals['_LATENTGRIDREQUEST']._serialized_end=1231
-  _globals['_RECONSTRUCTREQUEST']._serialized_start=1233
-  _globals['_RECONSTRUCTREQUEST']._serialized_end=1355
-  _globals['_RESTYLEREQUEST']._serialized_start=1358
-  _globals['_RESTYLEREQUEST']._serialized_end=1529
-  _globals['_CLASSIFYREQUEST']._serialized_start=1531
-  _globals['_CLASSIFYREQUEST']._serialized_end=1602
-  _globals['_CLASSIFYRESPONSE']._serialized_start=1604
-  _globals['_CLASSIFYRESPONSE']._serialized_end=1720
-  _globals['_DENOISEREQUEST']._serialized_start=1722
-  _globals['_DENOISEREQUEST']._serialized_end=1840
-  _globals['_IMAGESRESPONSE']._serialized_start=1843
-  _globals['_IMAGESRESPONSE']._serialized_end=2000
-  _globals['_MODELREF']._serialized_start=2002
-  _globals['_MODELREF']._serialized_end=2043
-  _globals['_LISTMODELSREQUEST']._serialized_start=2045
-  _globals['_LISTMODELSREQUEST']._serialized_end=2064
-  _globals['_TENSORINFO']._serialized_start=2066
-  _globals['_TENSORINFO']._serialized_end=2143
-  _globals['_MODELINFO']._serialized_start=2146
-  _globals['_MODELINFO']._serialized_end=2371
-  _globals['_LISTMODELSRESPONSE']._serialized_start=2373
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2433
-  _globals['_GENERATIVESERVICE']._serialized_start=2614
-  _globals['_GENERATIVESERVICE']._serialized_end=3353
+  _globals['_SAMPLEREQUEST']._serialized_end=824
+  _globals['_SAMPLESTREAMREQUEST']._serialized_start=827
+  _globals['_SAMPLESTREAMREQUEST']._serialized_end=1154
+  _globals['_SAMPLECHUNK']._serialized_start=1157
+  _globals['_SAMPLECHUNK']._serialized_end=1328
+  _globals['_ENDPOINT']._serialized_start=1330
+  _globals['_ENDPOINT']._serialized_end=1442
+  _globals['_INTERPOLATEREQUEST']._serialized_start=1445
+  _globals['_INTERPOLATEREQUEST']._serialized_end=1664
+  _globals['_LATENTGRIDREQUEST']._serialized_start=1667
+  _globals['_LATENTGRIDREQUEST']._serialized_end=1823
+  _globals['_RECONSTRUCTREQUEST']._serialized_start=1825
+  _globals['_RECONSTRUCTREQUEST']._serialized_end=1947
+  _globals['_RESTYLEREQUEST']._serialized_start=1950
+  _globals['_RESTYLEREQUEST']._serialized_end=2121
+  _globals['_CLASSIFYREQUEST']._serialized_start=2123
+  _globals['_CLASSIFYREQUEST']._serialized_end=2194
+  _globals['_CLASSIFYRESPONSE']._serialized_start=2196
+  _globals['_CLASSIFYRESPONSE']._serialized_end=2312
+  _globals['_DENOISEREQUEST']._serialized_start=2314
+  _globals['_DENOISEREQUEST']._serialized_end=2432
+  _globals['_IMAGESRESPONSE']._serialized_start=2435
+  _globals['_IMAGESRESPONSE']._serialized_end=2624
+  _globals['_MODELREF']._serialized_start=2626
+  _globals['_MODELREF']._serialized_end=2667
+  _globals['_LISTMODELSREQUEST']._serialized_start=2669
+  _globals['_LISTMODELSREQUEST']._serialized_end=2688
+  _globals['_TENSORINFO']._serialized_start=2690
+  _globals['_TENSORINFO']._serialized_end=2767
+  _globals['_MODELINFO']._serialized_start=2770
+  _globals['_MODELINFO']._serialized_end=2995
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2997
+  _globals['_LISTMODELSRESPONSE']._serialized_end=3057
+  _globals['_GENERATIVESERVICE']._serialized_start=3238
+  _globals['_GENERATIVESERVICE']._serialized_end=4055
 # @@protoc_insertion_point(module_scope)

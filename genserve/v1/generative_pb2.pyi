@@ -69,7 +69,7 @@ class DecodeRequest(_message.Message):
     def __init__(self, z: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class SampleRequest(_message.Message):
-    __slots__ = ("n", "model", "seed", "image_format", "version", "digit", "digits", "return_latents")
+    __slots__ = ("n", "model", "seed", "image_format", "version", "digit", "digits", "return_latents", "truncation", "min_confidence")
     N_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,8 @@ class SampleRequest(_message.Message):
     DIGIT_FIELD_NUMBER: _ClassVar[int]
     DIGITS_FIELD_NUMBER: _ClassVar[int]
     RETURN_LATENTS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATION_FIELD_NUMBER: _ClassVar[int]
+    MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     n: int
     model: str
     seed: int
@@ -86,7 +88,53 @@ class SampleRequest(_message.Message):
     digit: int
     digits: _containers.RepeatedScalarFieldContainer[int]
     return_latents: bool
-    def __init__(self, n: _Optional[int] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ..., digit: _Optional[int] = ..., digits: _Optional[_Iterable[int]] = ..., return_latents: bool = ...) -> None: ...
+    truncation: float
+    min_confidence: float
+    def __init__(self, n: _Optional[int] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ..., digit: _Optional[int] = ..., digits: _Optional[_Iterable[int]] = ..., return_latents: bool = ..., truncation: _Optional[float] = ..., min_confidence: _Optional[float] = ...) -> None: ...
+
+class SampleStreamRequest(_message.Message):
+    __slots__ = ("n", "model", "seed", "digit", "balanced", "chunk", "start_index", "image_format", "version", "truncation", "min_confidence")
+    N_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    DIGIT_FIELD_NUMBER: _ClassVar[int]
+    BALANCED_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    START_INDEX_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATION_FIELD_NUMBER: _ClassVar[int]
+    MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    n: int
+    model: str
+    seed: int
+    digit: int
+    balanced: bool
+    chunk: int
+    start_index: int
+    image_format: ImageFormat
+    version: int
+    truncation: float
+    min_confidence: float
+    def __init__(self, n: _Optional[int] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., digit: _Optional[int] = ..., balanced: bool = ..., chunk: _Optional[int] = ..., start_index: _Optional[int] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ..., truncation: _Optional[float] = ..., min_confidence: _Optional[float] = ...) -> None: ...
+
+class SampleChunk(_message.Message):
+    __slots__ = ("images", "digits", "first_index", "model", "seed", "redrawn", "unmet")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    DIGITS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_INDEX_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    REDRAWN_FIELD_NUMBER: _ClassVar[int]
+    UNMET_FIELD_NUMBER: _ClassVar[int]
+    images: Tensor
+    digits: _containers.RepeatedScalarFieldContainer[int]
+    first_index: int
+    model: ModelRef
+    seed: int
+    redrawn: int
+    unmet: int
+    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., digits: _Optional[_Iterable[int]] = ..., first_index: _Optional[int] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., seed: _Optional[int] = ..., redrawn: _Optional[int] = ..., unmet: _Optional[int] = ...) -> None: ...
 
 class Endpoint(_message.Message):
     __slots__ = ("image", "latent", "seed")
@@ -183,16 +231,20 @@ class DenoiseRequest(_message.Message):
     def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ImagesResponse(_message.Message):
-    __slots__ = ("images", "model", "seed", "latents")
+    __slots__ = ("images", "model", "seed", "latents", "redrawn", "unmet")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     LATENTS_FIELD_NUMBER: _ClassVar[int]
+    REDRAWN_FIELD_NUMBER: _ClassVar[int]
+    UNMET_FIELD_NUMBER: _ClassVar[int]
     images: Tensor
     model: ModelRef
     seed: int
     latents: Tensor
-    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., seed: _Optional[int] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    redrawn: int
+    unmet: int
+    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., seed: _Optional[int] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., redrawn: _Optional[int] = ..., unmet: _Optional[int] = ...) -> None: ...
 
 class ModelRef(_message.Message):
     __slots__ = ("name", "version")

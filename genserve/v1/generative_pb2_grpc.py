@@ -84,6 +84,11 @@ class GenerativeServiceStub(object):
                 request_serializer=genserve_dot_v1_dot_generative__pb2.ClassifyRequest.SerializeToString,
                 response_deserializer=genserve_dot_v1_dot_generative__pb2.ClassifyResponse.FromString,
                 _registered_method=True)
+        self.SampleStream = channel.unary_stream(
+                '/genserve.v1.GenerativeService/SampleStream',
+                request_serializer=genserve_dot_v1_dot_generative__pb2.SampleStreamRequest.SerializeToString,
+                response_deserializer=genserve_dot_v1_dot_generative__pb2.SampleChunk.FromString,
+                _registered_method=True)
 
 
 class GenerativeServiceServicer(object):
@@ -159,6 +164,14 @@ class GenerativeServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SampleStream(self, request, context):
+        """Up to --max-stream-n images, in chunks: image i is the same bytes whatever the chunk
+        size and start index, and unary Sample of n images draws the first n of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerativeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +224,11 @@ def add_GenerativeServiceServicer_to_server(servicer, server):
                     servicer.Classify,
                     request_deserializer=genserve_dot_v1_dot_generative__pb2.ClassifyRequest.FromString,
                     response_serializer=genserve_dot_v1_dot_generative__pb2.ClassifyResponse.SerializeToString,
+            ),
+            'SampleStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.SampleStream,
+                    request_deserializer=genserve_dot_v1_dot_generative__pb2.SampleStreamRequest.FromString,
+                    response_serializer=genserve_dot_v1_dot_generative__pb2.SampleChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -483,6 +501,33 @@ class GenerativeService(object):
             '/genserve.v1.GenerativeService/Classify',
             genserve_dot_v1_dot_generative__pb2.ClassifyRequest.SerializeToString,
             genserve_dot_v1_dot_generative__pb2.ClassifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SampleStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/genserve.v1.GenerativeService/SampleStream',
+            genserve_dot_v1_dot_generative__pb2.SampleStreamRequest.SerializeToString,
+            genserve_dot_v1_dot_generative__pb2.SampleChunk.FromString,
             options,
             channel_credentials,
             insecure,
