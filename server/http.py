@@ -323,7 +323,8 @@ class HttpApi:
             try:
                 async for answer in stream.chunks():
                     chunk = sample_chunk(answer, fmt)
-                    write = lambda: json_format.MessageToJson(chunk, indent=None)  # noqa: E731
+                    write = lambda: json_format.MessageToJson(  # noqa: E731
+                        chunk, indent=None, always_print_fields_with_no_presence=True)
                     text = await self._off_loop(write) if chunk.ByteSize() > OFF_LOOP_BYTES else write()
                     await response.write(text.encode() + b"\n")
             except GenserveError as exc:
