@@ -54,7 +54,7 @@ def _stages(dockerfile: Path) -> list[list[tuple[str, str]]]:
 
 
 def test_dockerfiles_pass_hadolint():
-    assert len(DOCKERFILES) == 3
+    assert len(DOCKERFILES) == 4
     result = subprocess.run([_tool("hadolint"), *map(str, DOCKERFILES)], capture_output=True, text=True)
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
@@ -182,7 +182,8 @@ def test_kubernetes_overlays_render_and_pass_the_schemas(overlay):
     docs = _render(overlay)
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(["Deployment", "Service", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                            "ServiceMonitor", "Job", "PersistentVolumeClaim", "PersistentVolumeClaim"])
+                            "ServiceMonitor", "Job", "Job", "PersistentVolumeClaim", "PersistentVolumeClaim",
+                            "PersistentVolumeClaim"])
     version = kubernetes_validate.latest_version()
     for doc in docs:
         if doc["kind"] == "ServiceMonitor":  # a CRD: no built-in schema; checked below instead
@@ -212,7 +213,7 @@ def test_kubernetes_deployment_is_probed_secured_and_drained(overlay):
     assert pod["terminationGracePeriodSeconds"] > float(env["GENSERVE_GRACE_PERIOD"]) + 1
     assert container["image"] == f"genserve:{overlay}"
     gpus = [c["resources"]["limits"].get("nvidia.com/gpu")
-            for c in (container, _one(docs, "Job")["spec"]["template"]["spec"]["containers"][0])]
+            for c in (container, _one(docs, "Job", "genserve-train")["spec"]["template"]["spec"]["containers"][0])]
     assert gpus == (["1", "1"] if overlay == "gpu" else [None, None])
     if overlay == "gpu":
         assert env["GENSERVE_PROVIDERS"] == "cuda"
@@ -236,7 +237,7 @@ def test_the_training_job_and_the_servers_share_one_model_repository(overlay):
     from and polls, seeded once with the image's default models."""
     docs = _render(overlay)
     pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
-    job = _one(docs, "Job")
+    job = _one(docs, "Job", "genserve-train")
     job_pod = job["spec"]["template"]["spec"]
     claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
     job_claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in job_pod["volumes"]
@@ -258,3 +259,28 @@ def test_the_training_job_and_the_servers_share_one_model_repository(overlay):
     from server.settings import parse
     settings = parse([])  # every variable the Deployment sets is one the server reads
     assert {f"GENSERVE_{k.upper()}" for k in vars(settings)} >= set(env)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_dataset_job_makes_one_shard_per_completion_through_the_service(overlay):
+    """Pod k of the Indexed Job makes shard k (the command reads JOB_COMPLETION_INDEX;
+    tests/e2e/test_dataset.py runs two indices as two processes), through the Service,
+    onto a volume every pod writes."""
+    docs = _render(overlay)
+    job = _one(docs, "Job", "genserve-dataset")
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["suspend"] is True
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert container["image"] == "genserve-client:latest"
+    assert int(args[args.index("--shards") + 1]) == spec["completions"]
+    assert "--shard-index" not in args  # each pod's own index, from Kubernetes
+    host, port = args[args.index("--target") + 1].split(":")
+    service = _one(docs, "Service", "genserve")
+    assert host == service["metadata"]["name"] and int(port) in {p["port"] for p in service["spec"]["ports"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert args[args.index("--out") + 1].startswith(mounts["datasets"] + "/")
+    claim = next(v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if v["name"] == "datasets")
+    assert _one(docs, "PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteMany"]
+    from client.__main__ import build_parser
+    build_parser().parse_args(args)  # the command line the pods run parses
