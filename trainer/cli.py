@@ -1,4 +1,4 @@
-"""``python -m trainer train|export|evaluate``."""
+"""``python -m trainer train|export|evaluate|cas``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generated images per generator (default: 10000)")
     p.add_argument("--out", type=Path, help="also write the JSON here (default: print only)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+    p = sub.add_parser("cas", help="Classification Accuracy Score: train the classifier recipe on digits a "
+                                   "served conditional model draws, test it on real MNIST")
+    p.add_argument("--model", choices=("cgan", "cvae"), action="append", required=True,
+                   help="the served conditional model; repeat for both")
+    p.add_argument("--target", default="localhost:50051", help="the genserve server (default: localhost:50051)")
+    p.add_argument("--n", type=positive_int, default=60_000, help="balanced digits drawn (default: 60000)")
+    p.add_argument("--min-confidence", type=float, action="append",
+                   help="also score digits drawn with this min_confidence; repeatable (default: 0.9)")
+    p.add_argument("--no-real", action="store_true", help="skip the same recipe trained on real data")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="full",
+                   help="the classifier's training recipe (default: full)")
+    p.add_argument("--epochs", type=positive_int, help="override the recipe's epoch count")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="the real MNIST: its test split scores, its training split is the baseline")
+    p.add_argument("--run-dir", type=Path, default=Path("runs/cas"), help="data, checkpoints (default: runs/cas)")
+    p.add_argument("--out", type=Path, help="also write the JSON here (default: print only)")
+    p.add_argument("--seed", type=int, default=0, help="the draws' and the training's seed (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -97,7 +116,26 @@ def run(args) -> int:
         if args.out:
             args.out.write_text(text + "\n")
         return 0
+    if args.command == "cas":
+        return _cas(args)
     raise AssertionError(args.command)
+
+
+def _cas(args) -> int:
+    from .cas import real_accuracy, score
+    levels = (None, *(args.min_confidence or [0.9]))
+    common = dict(profile=args.profile, epochs=args.epochs, seed=args.seed, data_dir=args.data_dir,
+                  progress=not args.no_progress)
+    report = {"images": args.n, "seed": args.seed, "profile": args.profile,
+              "models": [score(args.target, model, args.run_dir, args.n, min_confidence=levels, **common)
+                         for model in dict.fromkeys(args.model)]}
+    if not args.no_real:
+        report["real"] = real_accuracy(args.run_dir, **common)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
 
 
 def _train_or_export(args, world, device: str) -> int:
@@ -124,13 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("trainer").setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
+    from client.errors import GenserveError
     from genserve.repository import RepositoryError
 
     from .checkpoints import CheckpointError
     from .export import ExportError
     try:
         return run(args)
-    except (DataError, CheckpointError, ExportError, RepositoryError, ValueError, RuntimeError) as exc:
+    except (DataError, CheckpointError, ExportError, RepositoryError, ValueError, RuntimeError,
+            GenserveError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

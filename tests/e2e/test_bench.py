@@ -43,6 +43,13 @@ def test_http_abuse_quick(tiny_repository):
     assert "RSS before the abort storm" in out and "server exit status 0, 0 tracebacks" in out, out
 
 
+def test_stream_quick(tiny_repository):
+    out = run_bench("bench.stream", "--quick", "--model-repository", str(tiny_repository))
+    rows = [line for line in out.splitlines() if line.startswith("| gan |") or line.startswith("| cgan |")]
+    assert len(rows) == 4, out  # 2 models x chunk (256, 1,024)
+    assert "during a 1,000,000-image stream" in out and "server exit status 0, 0 tracebacks" in out, out
+
+
 def test_memory_quick(tiny_repository):
     out = run_bench("bench.memory", "--requests", "1500", "--points", "1", "--burst", "10", "--rows", "64",
                     "--model-repository", str(tiny_repository))
