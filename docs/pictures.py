@@ -40,8 +40,18 @@ def main() -> None:
         handwriting = test.images[:10]  # the first test digits, one column each
         restyled = [client.restyle(handwriting, d, source_digits=test.labels[:10]) for d in range(10)]
         write_grid(np.concatenate([handwriting, *restyled]), IMAGES / "restyle.png", ncol=10, scale=SCALE)
+        volume_pictures(client)
     playground(args.http, IMAGES / "playground.png")
     print(f"wrote the pictures into {IMAGES}")
+
+
+def volume_pictures(client: GenerativeClient) -> None:
+    """The first 100 digits of ``python -m client dataset --balanced --min-confidence 0.9``
+    (seed 0: image i shows digit i mod 10, a column per digit), and the GAN's truncation."""
+    first = next(iter(client.stream_digits(100, balanced=True, seed=0, chunk=100, min_confidence=0.9)))
+    write_grid(first.images, IMAGES / "dataset_shard.png", ncol=10, scale=SCALE)
+    rows = [client.sample_digits(12, "gan", seed=5, truncation=t) for t in (None, 1.5, 1.0, 0.5)]
+    write_grid(np.concatenate(rows), IMAGES / "truncation.png", ncol=12, scale=SCALE)
 
 
 def playground(url: str, path: Path) -> None:
