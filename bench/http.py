@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import subprocess
 
 import numpy as np
 
 from .load import Result, drive, keep_freed_memory, load_parser
-from .processes import ROOT, start_server
+from .processes import commit, start_server
 
 MODELS = {"vae_decoder": ("z", 2), "gan_generator": ("noise", 100)}
 SLICES = 4
@@ -78,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 last[cell] = http, grpc
     finally:
         status = server.stop()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    print(f"{dt.date.today()}, commit {commit.stdout.strip() or '?'}, {args.runs} run(s); "
+    print(f"{dt.date.today()}, commit {commit()}, {args.runs} run(s); "
           f"latencies of the last run; server exit status {status}\n")
     print("| model | batch | callers | gRPC req/s | HTTP req/s | HTTP / gRPC (runs: min-max) "
           "| gRPC p50 / p99 ms | HTTP p50 / p99 ms |")

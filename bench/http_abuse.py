@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -32,7 +31,7 @@ import numpy as np
 
 from genserve.cli import OneLineParser, positive_int
 
-from .processes import ROOT, start_server
+from .processes import ROOT, commit, start_server, stop_and_report
 
 
 def png_header(size: int) -> bytes:
@@ -191,9 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     from client import GenerativeClient
 
     server = start_server(args.model_repository)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    print(f"at {commit} on {dt.date.today()}, {calls} gRPC Sample calls (GAN, n=1) per phase, one caller", flush=True)
+    print(f"at {commit()} on {dt.date.today()}, {calls} gRPC Sample calls (GAN, n=1) per phase, one caller", flush=True)
     try:
         with GenerativeClient(server.target, timeout=60, retries=0) as client:
             grpc_latencies(client, 50)  # warm
@@ -224,10 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"({100 * (after / before - 1):+.1f} %; target within 10 %: "
                   f"{'met' if after <= 1.1 * before else 'NOT met'})")
     finally:
-        code = server.stop()
-    tracebacks = server.log.count("Traceback")
-    print(f"server exit status {code}, {tracebacks} tracebacks in its log")
-    return 1 if code or tracebacks else 0
+        failed = stop_and_report(server)
+    return failed
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from genserve.cli import OneLineParser, positive_int
 
 from . import echo
 from .load import Result, drive, keep_freed_memory
-from .processes import ROOT, ServerProcess, start_echo
+from .processes import ROOT, ServerProcess, commit, start_echo
 from .throughput import InProcess, machine
 
 MODELS = {"vae_decoder": ("z", (2,), "image", (1, 28, 28)),
@@ -187,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             process.stop()
     errors = sum(r.lone.errors + r.echo.errors + r.canned.errors + r.bare.errors + r.many.errors + r.ceiling.errors
                  + (r.before.errors if r.before else 0) for model_runs in runs.values() for r in model_runs)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    print(f"\n{dt.date.today()}, commit {commit.stdout.strip() or '?'}, {args.runs} run(s) of {args.requests:,} "
+    print(f"\n{dt.date.today()}, commit {commit()}, {args.runs} run(s) of {args.requests:,} "
           f"requests per part; medians of the runs (min-max); server exit status {codes}; {errors} errors\n")
     report(runs, bool(args.baseline))
     return 1 if errors or any(codes) else 0

@@ -157,6 +157,21 @@ def start_server(repository: Path | str, *args: str) -> ServerProcess:
     return ServerProcess(repository, *args).wait_ready_logged(120)
 
 
+def commit() -> str:
+    """The checkout's commit, short, that a benchmark's table names ("?" outside git)."""
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return found.stdout.strip() or "?"
+
+
+def stop_and_report(server: ServerProcess) -> int:
+    """Stops the server and prints its exit status and the tracebacks in its log; 1 if
+    either says something went wrong, else 0."""
+    code = server.stop()
+    tracebacks = server.log.count("Traceback")
+    print(f"server exit status {code}, {tracebacks} tracebacks in its log")
+    return 1 if code or tracebacks else 0
+
+
 def start_echo(*args: str) -> Process:
     return Process(["-m", "bench.echo", *args], listening=r"echo listening on [\d.]+:(\d+)", ready="echo listening"
                    ).wait_ready_logged(120)

@@ -29,7 +29,7 @@ import numpy as np
 
 from genserve.cli import OneLineParser, positive_int
 
-from .processes import ROOT, start_server
+from .processes import ROOT, commit, start_server, stop_and_report
 
 MODELS = {"gan": ("gan_generator", None), "cgan": ("cgan_generator", 3)}
 CHUNKS = (256, 1024)
@@ -119,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     images, runs, calls = (3000, 1, 20) if args.quick else (args.images, args.runs, args.calls)
     server = start_server(str(args.model_repository))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    print(f"at {commit} on {dt.date.today()}, {images:,} images a measurement, {runs} runs: images/s, median "
+    print(f"at {commit()} on {dt.date.today()}, {images:,} images a measurement, {runs} runs: images/s, median "
           "(min-max)", flush=True)
     try:
         print("| model | chunk | gRPC stream | NDJSON stream | unary Sample n=1,024 | in-process onnxruntime "
@@ -157,10 +155,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{np.median(during) * 1e3:.2f}/{np.percentile(during, 99) * 1e3:.2f} ms: p99 {ratio:.2f} x idle "
               f"(target <= 2: {'met' if ratio <= 2 else 'NOT met'})")
     finally:
-        code = server.stop()
-    tracebacks = server.log.count("Traceback")
-    print(f"server exit status {code}, {tracebacks} tracebacks in its log")
-    return 1 if code or tracebacks else 0
+        failed = stop_and_report(server)
+    return failed
 
 
 if __name__ == "__main__":

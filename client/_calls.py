@@ -117,6 +117,19 @@ def digit_chunk(response: pb.SampleChunk) -> DigitChunk:
                       response.redrawn, response.unmet)
 
 
+# stream_digits's docstring, for both clients.
+STREAM_DIGITS_DOC = """Up to millions of new digits, a chunk at a time (``DigitChunk``: images, digits,
+first_index): image i is the same bytes for the same seed, model version and
+controls whatever ``chunk`` and ``start_index`` are, and ``sample_digits`` of n
+images draws the first n. ``balanced``: image i shows digit i mod 10 (through the
+conditional twin, as ``digit`` does); ``truncation`` and ``min_confidence`` as in
+``sample_digits``. A stream cut by UNAVAILABLE (a server restarting, a connection
+reaching its age) resumes after the last image received, up to ``retries`` times
+in a row, with the seed and version its first chunk named. Leaving the loop early
+cancels the rest. ``timeout``: seconds for the whole stream; None, no limit.
+"""
+
+
 class Resumption:
     """Where a stream stands, so that a cut one resumes at the image after the last one
     received, with the seed and model version its first chunk named."""

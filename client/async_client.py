@@ -55,15 +55,6 @@ class AsyncConnection(Connection):
                       balanced: bool = False, chunk: int = 256, start_index: int = 0,
                       truncation: float | None = None, min_confidence: float | None = None, as_float: bool = False,
                       version: int = 0, timeout: float | None = None) -> AsyncIterator[DigitChunk]:
-        """Up to millions of new digits, a chunk at a time (``DigitChunk``: images, digits,
-        first_index): image i is the same bytes for the same seed, model version and
-        controls whatever ``chunk`` and ``start_index`` are, and ``sample_digits`` of n
-        images draws the first n. ``balanced``: image i shows digit i mod 10 (through the
-        conditional twin, as ``digit`` does); ``truncation`` and ``min_confidence`` as in
-        ``sample_digits``. A stream cut by UNAVAILABLE (a server restarting, a connection
-        reaching its age) resumes after the last image received, up to ``retries`` times
-        in a row, with the seed and version its first chunk named. Leaving the loop early
-        cancels the rest. ``timeout``: seconds for the whole stream; None, no limit."""
         where = _calls.Resumption(_calls.stream_request(n, model, seed, digit, balanced, chunk, start_index,
                                                       as_float, version, truncation, min_confidence))
         deadline = math.inf if timeout is None else time.monotonic() + timeout
@@ -80,3 +71,5 @@ class AsyncConnection(Connection):
                 attempt += 1
             finally:
                 responses.cancel()
+
+    stream_digits.__doc__ = _calls.STREAM_DIGITS_DOC

@@ -8,7 +8,6 @@ MNIST test set, beside the same recipe trained on real data.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
