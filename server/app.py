@@ -29,6 +29,7 @@ from .http import HttpApi, raise_open_files_limit, start_http
 from .memory import trim_when_idle
 from .metrics import Metrics
 from .metrics_http import serve_metrics
+from .quality import QualityWatch
 from .reload import RepositoryWatcher, off_loop
 from .security import BearerTokens, describe, read_tokens, server_credentials
 from .service import Service
@@ -116,7 +117,9 @@ def create_server(settings: Settings, registry: CollectorRegistry = REGISTRY, wo
     """Build the server and bind its port (0 picks a free one); nothing loaded yet."""
     metrics = Metrics(registry)
     engine = Engine(settings, metrics, worker or 0, tracing)
-    service = Service(engine, settings)
+    service = Service(engine, settings, metrics)
+    if settings.quality_sample > 0:
+        engine.quality = QualityWatch(engine, settings.quality_sample, metrics)
     limit = settings.max_message_bytes
     gate = Gate(metrics, settings.max_concurrent_requests, access_log=settings.access_log,
                 request_ids=settings.log_format == "json", passes=(grpc.aio.AbortError,))
@@ -224,6 +227,9 @@ async def serve(settings: Settings, worker: int | None = None, on_ready: Callabl
     log.info("%s: serving %s", "ready" if worker is None else f"worker {worker} ready", app.engine.describe())
     trimmer = loop.create_task(trim_when_idle(lambda: app.gate.calls, lambda: app.gate.busy))
     watcher = None
+    if settings.control == "explicit":
+        log.info("model control explicit: serving %s; load and unload through the repository API",
+                 ", ".join(sorted(app.engine.served)) or "no model yet")
     if settings.poll_interval > 0:
         watch = RepositoryWatcher(app.engine, settings.model_repository, settings.poll_interval, app.metrics)
         watcher = loop.create_task(watch.run())

@@ -79,7 +79,7 @@ class Batcher:
     def __init__(self, name: str, run: RunFn, *, max_batch: int, max_delay: float, max_queue: int,
                  metrics: Metrics, run_short: RunFn | None = None,
                  max_gather: float = 0.0, instances: int = 1, cores: Sequence[frozenset[int]] | None = None,
-                 tracing: Tracing | None = None):
+                 tracing: Tracing | None = None, on_queued: Callable[[float], None] | None = None):
         self.name = name
         self._tracing = tracing
         self._run = run
@@ -98,6 +98,7 @@ class Batcher:
         self._queue_seconds = metrics.queue_seconds.labels(name)
         self._queue_depth = metrics.queue_depth.labels(name)
         self._queue_rejections = metrics.queue_rejections.labels(name)
+        self._on_queued = on_queued or (lambda seconds: None)  # each request's time in the queue
         self._queue: collections.deque[_Item] = collections.deque()
         self._background: collections.deque[_Item] = collections.deque()  # streams' slices
         self._queued_rows = 0
@@ -123,6 +124,7 @@ class Batcher:
             # Idle, nothing queued, no delay asked for and a short run: the batch would be
             # this request alone, so skip the hand-over to the batching task and back.
             self._queue_seconds.observe(0.0)
+            self._on_queued(0.0)
             run = self._run_inline(rows, derived)
             if self._tracing is not None:
                 self._tracing.record(self._tracing.current(), self.name, run.started_ns, run.started_ns,
@@ -379,9 +381,12 @@ class Batcher:
             item = self._background.popleft()
             if item.future.done():  # its stream ended
                 continue
-            if item.deadline is not None and time.monotonic() >= item.deadline:
+            now = time.monotonic()
+            if item.deadline is not None and now >= item.deadline:
                 item.future.set_exception(DeadlineExceeded(f"{self.name}: the stream's deadline passed"))
                 continue
+            self._queue_seconds.observe(now - item.queued)
+            self._on_queued(now - item.queued)
             return [item]
         return []
 
@@ -401,6 +406,7 @@ class Batcher:
                     f"{self.name}: the deadline passed after {now - item.queued:.3f} s in the queue"))
                 continue
             self._queue_seconds.observe(now - item.queued)
+            self._on_queued(now - item.queued)
             batch.append(item)
             rows += len(item.rows)
         return batch

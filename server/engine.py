@@ -32,6 +32,8 @@ from .metrics import Metrics
 from .pixels import Images
 from .sampling import span
 from .settings import PROVIDER_NAMES, Settings
+from .quality import GENERATORS, QualityWatch, gate_figures
+from .statistics import ModelStatistics
 from .tracing import Tracing
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,8 @@ class LoadedModel:
     # Its series of the run metrics, looked up once rather than per run.
     inference_seconds: Histogram | None = field(default=None, repr=False)
     batch_size: Histogram | None = field(default=None, repr=False)
+    # The Open Inference Protocol's statistics of this version.
+    statistics: ModelStatistics = field(default_factory=ModelStatistics, repr=False)
 
     @property
     def name(self) -> str:
@@ -168,22 +172,39 @@ class Engine:
         self.served: dict[str, dict[int, LoadedModel]] = {}  # every served version
         self._providers: list[str] = []
         self._retiring: set[asyncio.Task] = set()  # referenced until done, as asyncio asks
+        self.quality: QualityWatch | None = None  # --quality-sample's reader, set by the app
 
     def load(self) -> None:
-        """Load and warm up the versions of every model in the repository that the
-        version policy names; any of them failing its checks stops the start."""
+        """Load and warm up the versions the version policy names of every model in the
+        repository (under explicit model control, of the models --load-model names);
+        any of them failing its checks stops the start. The classifier comes first, as the
+        quality gate reads the others' samples with it."""
         self._providers = choose_providers(self.settings.providers)
         policy = self.settings.version_policy
         repository = Path(self.settings.model_repository)
-        chosen = {name: [folders[n] for n in sorted(policy.choose(folders))]
-                  for name, folders in version_folders(repository).items()}
-        missing = [name for name in REQUIRED if not chosen.get(name)]
+        found = version_folders(repository)
+        explicit = self.settings.control == "explicit"
+        names = set(found) if not explicit or "*" in self.settings.load_model else set(self.settings.load_model)
+        absent = sorted(names - set(found))
+        if absent:
+            raise StartupError(f"--load-model {absent[0]}: no such model in {repository}; it has "
+                               f"{', '.join(sorted(found)) or 'none'}")
+        chosen = {name: [found[name][n] for n in sorted(policy.choose(found[name]))] for name in names}
+        missing = [name for name in REQUIRED if not chosen.get(name)] if not explicit else []
         if missing:
             raise StartupError(f"{self.settings.model_repository}: no version of {', '.join(missing)} "
                                f"under the version policy {policy}")
-        for folders in chosen.values():
-            for folder in folders:
+        for name in sorted(chosen, key=lambda name: (name != "digit_classifier", name)):
+            for folder in chosen[name]:
                 self.install(self.load_version(folder))
+
+    def unload(self, name: str) -> None:
+        """Stop serving every version of ``name``: new calls no longer find it, calls already
+        holding a version finish on it (each is retired once its queue is empty)."""
+        self.models.pop(name, None)
+        for model in self.served.pop(name, {}).values():
+            self._retire_later(model)
+        log.info("unloaded %s: calls already running on it finish", name)
 
     def load_version(self, folder: Path) -> LoadedModel:
         """One version folder, checked (sha256, contract), loaded and warmed up; not yet served."""
@@ -238,14 +259,36 @@ class Engine:
             self._warm_up(model)
         except Exception as exc:
             raise StartupError(f"{version.path}: the warm-up run failed: {exc}") from None
+        self._quality_gate(model)
         model.batcher = Batcher(
             name, lambda rows, pixels, m=model: self._run(m, m.session, rows, pixels),
             run_short=lambda rows, pixels, m=model: self._run(m, m.loop_session(len(rows)), rows, pixels),
             max_batch=self.settings.max_batch_size, max_delay=self.settings.max_queue_delay_us / 1e6,
             max_queue=self.settings.max_queue_size, metrics=self.metrics,
             max_gather=self.settings.max_gather_us / 1e6, instances=self.settings.model_instances,
+            on_queued=model.statistics.queued,
             cores=self.instance_cores if provider == "CPUExecutionProvider" else None, tracing=self.tracing)
         return model
+
+    def _quality_gate(self, model: LoadedModel) -> None:
+        """--quality-gate: a generator version the served classifier judges poorly is refused."""
+        gate = self.settings.quality_gate
+        if not gate or model.role not in GENERATORS:
+            return
+        classifier = self.models.get("digit_classifier")
+        if classifier is None:
+            log.warning("%s version %d: no digit_classifier is served, so the quality gate cannot judge it; "
+                        "admitted", model.name, model.version.version)
+            return
+        figures = gate_figures(model, classifier)
+        score = figures.agreement if figures.agreement is not None else min(figures.confidence, figures.spread)
+        self.metrics.quality_gate_score.labels(model.name, str(model.version.version)).set(score)
+        refusal = figures.refusal(gate)
+        self.metrics.quality_gate.labels(model.name, "refused" if refusal else "admitted").inc()
+        if refusal:
+            raise StartupError(f"{model.version.path}: refused by the quality gate ({refusal}): {figures.describe()}")
+        log.info("%s version %d passes the quality gate %g: %s", model.name, model.version.version, gate,
+                 figures.describe())
 
     def install(self, model: LoadedModel) -> None:
         """Serve ``model``: new calls get it if it is the newest version. One assignment,
@@ -265,11 +308,14 @@ class Engine:
         served = self.served.get(name, {})
         keep = keep & set(served) or {max(served, default=0)}
         for old in sorted(set(served) - keep):
-            task = asyncio.get_running_loop().create_task(self._retire(served.pop(old)))
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
+            self._retire_later(served.pop(old))
         if served and self.models[name].version.version not in served:
             self.models[name] = served[max(served)]
+
+    def _retire_later(self, model: LoadedModel) -> None:
+        task = asyncio.get_running_loop().create_task(self._retire(model))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def _retire(self, model: LoadedModel) -> None:
         try:
@@ -322,7 +368,9 @@ class Engine:
         """The served ``version`` of a model; 0: the newest. With ``role``, a genserve.v1
         operation's model (whose role ``_load`` has checked): missing, a FailedPrecondition."""
         if role is not None and name not in self.models:
-            raise FailedPrecondition(f"{name}: not in the model repository; this call needs it as the {role}")
+            where = ("not loaded (--model-control explicit: load it through the repository API)"
+                     if self.settings.control == "explicit" else "not in the model repository")
+            raise FailedPrecondition(f"{name}: {where}; this call needs it as the {role}")
         if name not in self.models:
             raise ModelNotFound(f"model {name!r} is not loaded")
         if not version:
@@ -342,14 +390,18 @@ class Engine:
         run has one: per call on the event loop they would cost a small request more than
         its share of the run."""
         started = time.perf_counter()
+        feeds = model.feeds(rows)
+        fed = time.perf_counter()
         if model.provider == "CPUExecutionProvider":
-            outputs = session.run(None, model.feeds(rows))
+            outputs = session.run(None, feeds)
         else:  # on a GPU: each input copied to the device once, each output fetched once
-            outputs = bound_run(session, model.feeds(rows), model.output_names)
-        model.inference_seconds.observe(time.perf_counter() - started)
+            outputs = bound_run(session, feeds, model.output_names)
+        ran = time.perf_counter()
+        model.inference_seconds.observe(ran - started)
         model.batch_size.observe(len(rows))
         if pixels and model.role in IMAGE_ROLES:
             outputs.append(to_pixels(outputs[0]))
+        model.statistics.executed(len(rows), fed - started, ran - fed, time.perf_counter() - ran)
         return outputs
 
     async def infer(self, model: LoadedModel, rows: np.ndarray, deadline: float | None = None,
@@ -359,9 +411,16 @@ class Engine:
         unless a batch shares it with a call that wants them), through its batcher. ``model``
         is the version the call resolved when it started (``model()``), whatever is swapped in since.
         ``background``: a stream's rows, which yield to ordinary calls (``Batcher.infer_background``)."""
-        if background:
-            return await model.batcher.infer_background(rows, deadline, pixels)
-        return await model.batcher.infer(rows, deadline, pixels)
+        started, ok = time.perf_counter(), False
+        try:
+            if background:
+                outputs = await model.batcher.infer_background(rows, deadline, pixels)
+            else:
+                outputs = await model.batcher.infer(rows, deadline, pixels)
+            ok = True
+            return outputs
+        finally:
+            model.statistics.request(ok, time.perf_counter() - started, len(rows))
 
     async def close(self) -> None:
         for task in self._retiring:
@@ -386,9 +445,13 @@ class Engine:
 
     async def generate(self, model: LoadedModel, latents: np.ndarray, digits: np.ndarray | None = None,
                        deadline: float | None = None, background: bool = False) -> Images:
-        """Images from latents through a sampler or decoder, conditional ones given ``digits``."""
+        """Images from latents through a sampler or decoder, conditional ones given ``digits``
+        (a share of which --quality-sample reads)."""
         rows = latents if digits is None else model.rows(latents, digits)
-        return Images(*await self.infer(model, rows, deadline, background=background))
+        images = Images(*await self.infer(model, rows, deadline, background=background))
+        if self.quality is not None and digits is not None:
+            self.quality.offer(model, images.floats, digits)
+        return images
 
     async def encode_means(self, model: LoadedModel, images: np.ndarray, digits: np.ndarray | None = None,
                            deadline: float | None = None) -> np.ndarray:

@@ -4,16 +4,19 @@ bytes; the core checks them as it checks every door's."""
 
 from __future__ import annotations
 
+from google.protobuf import json_format
+
 from genserve.oip import inference_pb2 as pb
 from genserve.oip import inference_pb2_grpc as pb_grpc
 
 from . import calls
-from .errors import InvalidArgument
+from .errors import InvalidArgument, ModelNotFound, quoted
 from .service import InferInput, Service, server_version
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 CONTENTS = {"FP32": "fp32_contents", "INT64": "int64_contents"}  # the typed contents of each datatype served
-EXTENSIONS: list[str] = []  # of the protocol's extensions, those this door serves
+# Of the protocol's extensions, those this door serves (Triton's names).
+EXTENSIONS = ["model_repository", "statistics"]
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -49,6 +52,41 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             response.outputs.add(name=name, datatype="FP32", shape=array.shape)
             response.raw_output_contents.append(array.astype("<f4", copy=False).tobytes())
         return response
+
+
+    async def ModelStatistics(self, request, context):
+        response = pb.ModelStatisticsResponse()
+        for name, version, figures in self.service.statistics(calls.current.get(), request.name, request.version):
+            json_format.ParseDict({"name": name, "version": str(version), **figures}, response.model_stats.add())
+        return response
+
+    async def RepositoryIndex(self, request, context):
+        _repository(request.repository_name)
+        entries = await self.service.repository_index(calls.current.get(), request.ready)
+        return pb.RepositoryIndexResponse(models=[pb.RepositoryIndexResponse.ModelIndex(
+            name=e.name, version=e.version, state=e.state, reason=e.reason) for e in entries])
+
+    async def RepositoryModelLoad(self, request, context):
+        _repository(request.repository_name)
+        if request.parameters:
+            raise InvalidArgument(f"parameters: genserve loads models as the repository holds them; got "
+                                  f"{', '.join(sorted(request.parameters))}")
+        await self.service.load_model(calls.current.get(), request.model_name)
+        return pb.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(self, request, context):
+        _repository(request.repository_name)
+        other = sorted(set(request.parameters) - {"unload_dependents"})  # genserve's models have none
+        if other:
+            raise InvalidArgument(f"parameters: only unload_dependents; got {', '.join(other)}")
+        await self.service.unload_model(calls.current.get(), request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+
+def _repository(name: str) -> None:
+    """genserve has one model repository, whose name is empty."""
+    if name:
+        raise ModelNotFound(f"repository_name: {quoted(name)}: this server has one repository; leave it empty")
 
 
 def _inputs(request: pb.ModelInferRequest) -> list[InferInput]:

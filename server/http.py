@@ -14,6 +14,7 @@ answers written in threads, never on the event loop gRPC shares.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
@@ -60,6 +61,9 @@ MAX_PICTURE_PIXELS = 4096 * 4096  # a PNG route's picture, in or out
 MAX_COLUMNS = 4096
 OFF_LOOP_BYTES = 64 * 1024  # answers larger than this are written in a thread
 OFF_LOOP_VALUES = 16 * 1024  # likewise, JSON numbers
+IMMUTABLE = "public, max-age=31536000, immutable"  # an answer that cannot change
+# Of the Open Inference Protocol's extensions, those this door serves (Triton's names).
+EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics"]
 BODIES_AT_ONCE = 4
 JSON_TYPES = ("application/json",)
 INFER_TYPES = ("application/json", "application/octet-stream")
@@ -107,6 +111,11 @@ class HttpApi:
         app.add_routes([
             get("/", self.playground),
             get("/v2", self.server_metadata), get("/v2/health/live", self.live), get("/v2/health/ready", self.ready),
+            get("/v2/models/stats", self.statistics), get(models + "/stats", self.statistics),
+            get(models + "/versions/{version}/stats", self.statistics),
+            post("/v2/repository/index", self.repository_index),
+            post("/v2/repository/models/{name}/load", self.load_model),
+            post("/v2/repository/models/{name}/unload", self.unload_model),
             *(route for prefix in (models, models + "/versions/{version}") for route in (
                 get(prefix, self.model_metadata), get(prefix + "/ready", self.model_ready),
                 post(prefix + "/infer", self.infer))),
@@ -224,7 +233,7 @@ class HttpApi:
     @_rpc("ServerMetadata")
     async def server_metadata(self, request: web.Request) -> web.Response:
         async def work(call: Call) -> dict:
-            return {"name": "genserve", "version": server_version(), "extensions": ["binary_tensor_data"]}
+            return {"name": "genserve", "version": server_version(), "extensions": EXTENSIONS}
         return web.json_response(await self._run("ServerMetadata", request, work))
 
     @_rpc("ServerLive")
@@ -252,6 +261,63 @@ class HttpApi:
                                  for t in specs]
         return web.json_response({"name": meta.name, "versions": list(meta.versions), "platform": meta.platform,
                                   "inputs": tensors(meta.inputs), "outputs": tensors(meta.outputs)})
+
+    @_rpc("ModelStatistics")
+    async def statistics(self, request: web.Request) -> web.Response:
+        name, version = request.match_info.get("name", ""), request.match_info.get("version", "")
+
+        async def work(call: Call) -> list:
+            return self.service.statistics(call, name, version)
+        found = await self._run("ModelStatistics", request, work)
+        return web.json_response({"model_stats": [{"name": n, "version": str(v), **figures}
+                                                  for n, v, figures in found]})
+
+    async def _parameters(self, request: web.Request, allowed: tuple[str, ...]) -> dict:
+        """A repository request's JSON body (may be empty): its ``parameters``, of ``allowed``."""
+        raw = await self._body(request, JSON_TYPES, absent_ok=True)
+        body = load_json(raw) if raw.strip() else {}
+        if not isinstance(body, dict):
+            raise InvalidArgument("request body: a JSON object")
+        unknown = sorted(set(body) - {"parameters", "ready"})
+        if unknown:
+            raise InvalidArgument(f"request body: unknown key {quoted(unknown[0])}")
+        parameters = body.get("parameters", {})
+        if not isinstance(parameters, dict):
+            raise InvalidArgument("parameters: a JSON object")
+        other = sorted(set(parameters) - set(allowed))
+        if other:
+            raise InvalidArgument(f"parameters: genserve loads models as the repository holds them; "
+                                  f"{quoted(other[0])} is not taken" + (f" (only {', '.join(allowed)})"
+                                                                         if allowed else ""))
+        ready = body.get("ready", False)
+        if not isinstance(ready, bool):
+            raise InvalidArgument("ready: true or false")
+        return {"ready": ready}
+
+    @_rpc("RepositoryIndex")
+    async def repository_index(self, request: web.Request) -> web.Response:
+        async def work(call: Call) -> list:
+            ready = (await self._parameters(request, ()))["ready"]
+            return await self.service.repository_index(call, ready)
+        entries = await self._run("RepositoryIndex", request, work)
+        return web.json_response([{"name": e.name, "version": e.version, "state": e.state, "reason": e.reason}
+                                  for e in entries])
+
+    @_rpc("RepositoryModelLoad")
+    async def load_model(self, request: web.Request) -> web.Response:
+        async def work(call: Call) -> None:
+            await self._parameters(request, ())
+            await self.service.load_model(call, request.match_info["name"])
+        await self._run("RepositoryModelLoad", request, work)
+        return web.Response(status=200)
+
+    @_rpc("RepositoryModelUnload")
+    async def unload_model(self, request: web.Request) -> web.Response:
+        async def work(call: Call) -> None:
+            await self._parameters(request, ("unload_dependents",))
+            await self.service.unload_model(call, request.match_info["name"])
+        await self._run("RepositoryModelUnload", request, work)
+        return web.Response(status=200)
 
     @_rpc("ModelReady")
     async def model_ready(self, request: web.Request) -> web.Response:
@@ -350,8 +416,34 @@ class HttpApi:
             raise TooLarge(f"picture: {width:,}x{height:,} pixels, over the limit of {MAX_PICTURE_PIXELS:,}; ask "
                            "for fewer digits or columns, or a smaller scale")
 
-    async def _png(self, images: np.ndarray, columns: int | None, scale: int) -> web.Response:
-        return web.Response(body=await self._off_loop(encode_grid, images, columns, scale), content_type="image/png")
+    def _etag(self, request: web.Request, query: Query, call: Call, family: str, default: str,
+               conditional: bool, version: int | None) -> str | None:
+        """A strong ETag for an answer that cannot change: a version-pinned call whose other
+        inputs are all in its query (the caller checks the seed), keyed by the query and the
+        pinned model's sha256; None for any other."""
+        if not version:
+            return None
+        model = self.service.answering_model(call, family, default, conditional, version)
+        key = "\n".join([request.path, *sorted(f"{k}={v}" for k, v in query.values.items()), model.name,
+                         str(model.version.version), model.version.manifest["sha256"], server_version()])
+        return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+
+    async def _png(self, images: np.ndarray, columns: int | None, scale: int, etag: str | None = None
+                   ) -> web.Response:
+        """The picture, cacheable for good with an ETag, else ``no-store``."""
+        headers = {"ETag": etag, "Cache-Control": IMMUTABLE} if etag else {"Cache-Control": "no-store"}
+        return web.Response(body=await self._off_loop(encode_grid, images, columns, scale), content_type="image/png",
+                            headers=headers)
+
+    @staticmethod
+    def _not_modified(request: web.Request, etag: str | None) -> web.Response | None:
+        """304 where the caller already holds this answer (``If-None-Match``), before any run."""
+        if etag is None:
+            return None
+        held = {tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")}
+        if etag in held:
+            return web.Response(status=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
+        return None
 
     @_rpc("Sample")
     async def sample_png(self, request: web.Request) -> web.Response:
@@ -359,37 +451,50 @@ class HttpApi:
             query = Query(request, ("n", "model", "seed", "digit", "version", "scale", "columns"))
             n, scale = query.whole("n", 16, 2**32 - 1), _scale(query)
             columns = query.whole("columns", None, MAX_COLUMNS, low=1)
+            seed, digit, version = query.whole("seed"), query.whole("digit", high=2**32 - 1), query.whole(
+                "version", 0, 2**63 - 1)
             if 1 <= n <= self.settings.max_sample_n:  # otherwise the core says what n must be
                 self._picture(n, columns, scale)
-            answer = await self.service.sample(call, n, query.text("model"), query.whole("seed"),
-                                               query.whole("digit", high=2**32 - 1),
-                                               version=query.whole("version", 0, 2**63 - 1))
-            return await self._png(answer.output.pixels, columns, scale)
+            etag = None if seed is None else self._etag(request, query, call, query.text("model"), "gan",
+                                                        digit is not None, version)
+            cached = self._not_modified(request, etag)
+            if cached is not None:
+                return cached
+            answer = await self.service.sample(call, n, query.text("model"), seed, digit, version=version)
+            return await self._png(answer.output.pixels, columns, scale, etag)
         return await self._run("Sample", request, work)
 
     @_rpc("LatentGrid")
     async def grid_png(self, request: web.Request) -> web.Response:
         async def work(call: Call) -> web.Response:
-            query = Query(request, ("size", "span", "digit", "scale"))
+            query = Query(request, ("size", "span", "digit", "version", "scale"))
             size, scale = query.whole("size", 15, 2**32 - 1), _scale(query)
+            digit, version = query.whole("digit", high=2**32 - 1), query.whole("version", 0, 2**63 - 1)
             if size <= 64:
                 self._picture(size * size, size, scale)
-            answer = await self.service.latent_grid(call, size, query.number("span"),
-                                                    query.whole("digit", high=2**32 - 1))
-            return await self._png(answer.output.pixels, size, scale)
+            etag = self._etag(request, query, call, "vae", "vae", digit is not None, version)
+            cached = self._not_modified(request, etag)
+            if cached is not None:
+                return cached
+            answer = await self.service.latent_grid(call, size, query.number("span"), digit, version)
+            return await self._png(answer.output.pixels, size, scale, etag)
         return await self._run("LatentGrid", request, work)
 
     @_rpc("Interpolate")
     async def interpolate_png(self, request: web.Request) -> web.Response:
         async def work(call: Call) -> web.Response:
-            query = Query(request, ("from_seed", "to_seed", "steps", "model", "digit", "scale"))
+            query = Query(request, ("from_seed", "to_seed", "steps", "model", "digit", "version", "scale"))
             start, end = (Endpoint(seed=query.whole(name, required=True)) for name in ("from_seed", "to_seed"))
             steps, scale = query.whole("steps", 8, 2**32 - 1), _scale(query)
+            digit, version = query.whole("digit", high=2**32 - 1), query.whole("version", 0, 2**63 - 1)
             if steps <= self.settings.max_request_size:
                 self._picture(steps, steps, scale)
-            answer = await self.service.interpolate(call, start, end, steps, query.text("model"),
-                                                    query.whole("digit", high=2**32 - 1))
-            return await self._png(answer.output.pixels, steps, scale)
+            etag = self._etag(request, query, call, query.text("model"), "vae", digit is not None, version)
+            cached = self._not_modified(request, etag)
+            if cached is not None:
+                return cached
+            answer = await self.service.interpolate(call, start, end, steps, query.text("model"), digit, version)
+            return await self._png(answer.output.pixels, steps, scale, etag)
         return await self._run("Interpolate", request, work)
 
     @_rpc("Denoise")

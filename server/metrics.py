@@ -40,8 +40,9 @@ class Metrics:
             "genserve_unauthenticated_requests", "Calls refused for a missing, malformed or invalid bearer token.",
             ["rpc", "reason"], registry=registry)
         self.reloads = Counter(
-            "genserve_model_reloads", "New model versions found by --poll-interval: loaded, or refused "
-            "(sha256, load, contract or warm-up failed; the old version kept serving).",
+            "genserve_model_reloads", "New model versions found by --poll-interval or loaded through the "
+            "repository API: loaded, or refused (sha256, load, contract, warm-up or quality gate failed; the old "
+            "version kept serving).",
             ["model", "result"], registry=registry)
         self.repository_readable = Gauge(
             "genserve_repository_readable", "0 while the model repository cannot be read (the loaded "
@@ -54,6 +55,24 @@ class Metrics:
             "genserve_model_info", "Models being served (value 1), with version and execution provider.",
             ["model", "version", "provider"], registry=registry,
             multiprocess_mode="liveall")  # with --workers: one series per worker, labelled pid
+        self.quality_agreement = Gauge(
+            "genserve_quality_agreement", "--quality-sample: of the latest sampled images a conditional generator "
+            "served, the share the digit classifier reads as the digit asked for.",
+            ["model", "version"], registry=registry, multiprocess_mode="liveall")
+        self.quality_digit_share = Gauge(
+            "genserve_quality_digit_share", "--quality-sample: of the latest sampled images, the share the "
+            "classifier reads as each digit.", ["model", "version", "digit"], registry=registry,
+            multiprocess_mode="liveall")
+        self.quality_sampled = Counter(
+            "genserve_quality_sampled_images", "--quality-sample: images read by the classifier off the request "
+            "path.", ["model", "version"], registry=registry)
+        self.quality_gate = Counter(
+            "genserve_quality_gate", "--quality-gate: new generator versions admitted or refused by the "
+            "classifier's reading of their seeded samples.", ["model", "result"], registry=registry)
+        self.quality_gate_score = Gauge(
+            "genserve_quality_gate_score", "--quality-gate: the figure a generator version was judged by at load "
+            "(agreement, or the lower of mean confidence and spread).", ["model", "version"], registry=registry,
+            multiprocess_mode="liveall")
         self.http_connections_refused = Counter(
             "genserve_http_connections_refused", "HTTP connections answered 503 and closed at once: the server "
             "held --http-max-connections.", registry=registry)

@@ -130,14 +130,15 @@ class RepositoryWatcher:
             self._refused[folder] = stamp
             self.metrics.reloads.labels(name, "refused").inc()
             still = f"still serving version {current.version.version}" if current else "not served"
-            log.error("refused %s version %s: %s; %s", name, folder.name, _why(exc), still)
+            log.error("refused %s version %s: %s; %s", name, folder.name, why_refused(exc), still)
             return
         self.engine.install(model)
         self.metrics.reloads.labels(name, "loaded").inc()
         log.info("reloaded %s: version %s now serves new calls (was %s)", name, model.version.version,
                  current.version.version if current else "none")
 
-def _why(exc: Exception) -> str:
+def why_refused(exc: Exception) -> str:
+    """A refused version's reason, in a line."""
     if isinstance(exc, (RepositoryError, StartupError)):
         return exc.reason
     if isinstance(exc, asyncio.TimeoutError):

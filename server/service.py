@@ -23,6 +23,8 @@ from genserve.repository import parse_version
 from .calls import Call
 from .engine import SAMPLERS, Engine, LoadedModel, TensorInfo, fresh_seed, seed_latents
 from .errors import TooLarge, InvalidArgument, ModelNotFound, NotReady, quoted
+from .metrics import Metrics
+from .model_control import IndexEntry, ModelControl
 from .pixels import Images
 from .sampling import MAX_DRAWS, Controls, latents as drawn_latents, span
 from .settings import Settings
@@ -168,9 +170,10 @@ def server_version() -> str:
 
 
 class Service:
-    def __init__(self, engine: Engine, settings: Settings):
+    def __init__(self, engine: Engine, settings: Settings, metrics: Metrics):
         self.engine = engine
         self.settings = settings
+        self.control = ModelControl(engine, settings, metrics)
         self.ready = False  # every model loaded: calls are taken
 
     # -- resolving models
@@ -198,6 +201,12 @@ class Service:
         if not conditional and plain is None:
             raise InvalidArgument(f"digit: required: {family} draws the digit it is given")
         return with_digit if conditional else plain
+
+    def answering_model(self, call: Call, family: str, default: str, conditional: bool, version: int
+                        ) -> LoadedModel:
+        """The model version a call drawing from ``family`` (a genserve.v1 model name, or
+        ``default`` when empty) would run on, resolved as the call itself would resolve it."""
+        return self._resolve(call, self._family(family, default, conditional), version, answers=False)
 
     def check_batch(self, rows: int, field: str) -> None:
         if rows > self.settings.max_request_size:
@@ -415,6 +424,40 @@ class Service:
         model = self.engine.model(name, number)
         call.answered_by(name, model.version.version)
         return model
+
+    def statistics(self, call: Call, name: str = "", version: str = "") -> list[tuple[str, int, dict]]:
+        """(model, version, Triton's statistics) of every served version of ``name`` (every
+        model when empty), or of the one ``version``."""
+        served = self.engine.served
+        if not name:
+            if version:
+                raise InvalidArgument("version: give a model name with a version")
+            return [(n, v, served[n][v].statistics.snapshot()) for n in sorted(served) for v in sorted(served[n])]
+        if name not in served:
+            raise ModelNotFound(f"name: unknown model {quoted(name)}; this server serves "
+                                f"{', '.join(sorted(served)) or 'none'}")
+        if not version:
+            return [(name, v, served[name][v].statistics.snapshot()) for v in sorted(served[name])]
+        number = parse_version(version)
+        if number not in served[name]:
+            raise ModelNotFound(f"version: {name} version {quoted(version)} is not served; it serves "
+                                f"{', '.join(str(v) for v in sorted(served[name]))}")
+        return [(name, number, served[name][number].statistics.snapshot())]
+
+    async def repository_index(self, call: Call, ready_only: bool = False) -> list[IndexEntry]:
+        return await self.control.index(ready_only)
+
+    async def load_model(self, call: Call, name: str) -> None:
+        """Loads ``name`` (explicit model control), answering once it serves."""
+        if not name:
+            raise InvalidArgument("model_name: required")
+        await self.control.load(name)
+        call.answered_by(name, self.engine.models[name].version.version)
+
+    async def unload_model(self, call: Call, name: str) -> None:
+        if not name:
+            raise InvalidArgument("model_name: required")
+        await self.control.unload(name)
 
     def model_ready(self, name: str, version: str) -> bool:
         versions = self.engine.served.get(name, {})

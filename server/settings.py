@@ -4,9 +4,10 @@ variable as its default (flags win)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from genserve.cli import OneLineParser, non_negative_float, non_negative_int, port, positive_float, positive_int
@@ -18,6 +19,9 @@ PROVIDER_NAMES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutio
 ARENA_STRATEGIES = ("next_power_of_two", "same_as_requested")
 GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+DEFAULT_POLL_INTERVAL = 5.0  # seconds, for --model-control poll without --poll-interval
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,10 @@ class Settings:
     max_concurrent_requests: int = 1024
     workers: int = 1
     poll_interval: float = 0.0
+    model_control: str = ""  # "none", "poll" or "explicit"; "": poll with --poll-interval, else none
+    load_model: tuple[str, ...] = ()  # explicit model control: the models loaded at start ("*": all)
+    quality_sample: float = 0.0  # the share of conditional generators' images read by the classifier
+    quality_gate: float = 0.0  # 0: off; else the least agreement (or confidence and spread) a new version needs
     max_connection_age: float = 300.0
     max_connection_age_grace: float = 30.0
     version_policy: VersionPolicy = VersionPolicy("latest", latest=2)
@@ -65,6 +73,11 @@ class Settings:
     tls_client_ca: Path | None = None
     auth_token_file: Path | None = None
     auth_health: bool = False
+
+    @property
+    def control(self) -> str:
+        """The model-control mode in force: "none", "poll" or "explicit"."""
+        return self.model_control or ("poll" if self.poll_interval > 0 else "none")
 
     @property
     def max_message_bytes(self) -> int:
@@ -212,6 +225,22 @@ def _bytes(text: str) -> int:
     if not found:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a byte count such as 4294967296 or 4G")
     return int(found[1]) << {"": 0, "K": 10, "M": 20, "G": 30}[found[2].upper()]
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number from 0 to 1")
+    return value
+
+
+def _model_name(text: str) -> str:
+    if text != "*" and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a model's folder name in the repository, or '*'")
+    return text
 
 
 def _one_of(*options: str):
@@ -362,6 +391,23 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="SECONDS",
                    help="hot reload: look for new model versions this often and swap in each that passes "
                         "its checks; 0: off [GENSERVE_POLL_INTERVAL]")
+    p.add_argument("--model-control", type=_one_of("none", "poll", "explicit"), metavar="{none,poll,explicit}",
+                   default=_env("MODEL_CONTROL", None),
+                   help="as Triton's: none, the repository's models at start and no change; poll, those and "
+                        "every new version found (--poll-interval, default 5 s); explicit, only the models "
+                        "--load-model names and those the repository API loads (default: poll with "
+                        "--poll-interval, else none) [GENSERVE_MODEL_CONTROL]")
+    p.add_argument("--load-model", action="append", metavar="NAME", type=_model_name,
+                   default=[name for name in _env("LOAD_MODEL", "").split(",") if name] or None,
+                   help="explicit model control: load this model at start, repeatable; '*' for all "
+                        "[GENSERVE_LOAD_MODEL, comma-separated]")
+    p.add_argument("--quality-sample", type=_fraction, metavar="F", default=_env("QUALITY_SAMPLE", d.quality_sample),
+                   help="read this share (0-1) of the images conditional generators serve with the digit "
+                        "classifier, off the request path, into the quality gauges [GENSERVE_QUALITY_SAMPLE]")
+    p.add_argument("--quality-gate", type=_fraction, metavar="A", default=_env("QUALITY_GATE", d.quality_gate),
+                   help="refuse a new generator version (at start, reload or load) whose seeded samples the "
+                        "classifier reads as the digit asked for less often than A (unconditional ones: whose "
+                        "mean confidence or spread over the digits is below A); 0: off [GENSERVE_QUALITY_GATE]")
     p.add_argument("--grace-period", type=float, default=_env("GRACE_PERIOD", d.grace_period),
                    help="seconds in-flight calls get to finish on SIGTERM/SIGINT [GENSERVE_GRACE_PERIOD]")
     p.add_argument("--log-level", type=_one_of(*LOG_LEVELS), metavar="{" + ",".join(LOG_LEVELS) + "}",
@@ -396,11 +442,23 @@ def parse(argv: list[str] | None = None) -> Settings:
     """Flags over ``GENSERVE_*`` variables over defaults. argparse runs the same type
     checks on a variable's text as on a flag's."""
     parser = build_parser()
-    settings = Settings(**vars(parser.parse_args(argv)))
+    values = vars(parser.parse_args(argv))
+    values["load_model"] = tuple(values["load_model"] or ())
+    values["model_control"] = values["model_control"] or ""
+    settings = Settings(**values)
     if (settings.tls_cert is None) != (settings.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if settings.tls_client_ca is not None and settings.tls_cert is None:
         parser.error("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
     if settings.auth_health and settings.auth_token_file is None:
         parser.error("--auth-health needs --auth-token-file")
+    if settings.load_model and settings.control != "explicit":
+        parser.error("--load-model needs --model-control explicit; the other modes load every model")
+    if settings.model_control in ("none", "explicit") and settings.poll_interval > 0:
+        parser.error(f"--poll-interval polls the repository: it needs --model-control poll, not "
+                     f"{settings.model_control}")
+    if settings.control == "explicit" and settings.workers > 1:
+        parser.error("--model-control explicit needs --workers 1: a load or unload reaches one worker's models")
+    if settings.model_control == "poll" and settings.poll_interval == 0:
+        settings = replace(settings, poll_interval=DEFAULT_POLL_INTERVAL)
     return settings
