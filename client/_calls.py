@@ -44,6 +44,8 @@ class ModelInfo:
     outputs: tuple[TensorInfo, ...]
     metrics: dict[str, Any] = field(default_factory=dict)
     role: str = ""  # what genserve.v1 does with it; "": the Open Inference Protocol alone
+    # The batching settings in force: max_batch_size, max_queue_delay_us, max_gather_us, instances.
+    serving: dict[str, int] = field(default_factory=dict)
 
 
 def image_tensor(images: ArrayLike) -> pb.Tensor:
@@ -251,7 +253,9 @@ def models(response: pb.ListModelsResponse) -> list[ModelInfo]:
     def infos(ts: Any) -> tuple[TensorInfo, ...]:
         return tuple(TensorInfo(t.name, t.dtype, tuple(t.shape), t.description) for t in ts)
     return [ModelInfo(m.name, m.version, m.execution_provider, m.sha256, infos(m.inputs), infos(m.outputs),
-                      json_format.MessageToDict(m.metrics), m.role) for m in response.models]
+                      json_format.MessageToDict(m.metrics), m.role,
+                      {f.name: getattr(m.serving, f.name) for f in m.serving.DESCRIPTOR.fields})
+            for m in response.models]
 
 
 def backoff(attempt: int, base: float = 0.1, cap: float = 2.0) -> float:

@@ -15,6 +15,7 @@ import asyncio
 import collections
 import itertools
 import logging
+import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,7 @@ MIN_PART_SECONDS = 0.5e-3
 # delays an ordinary call that arrives while it runs.
 BACKGROUND_SLICE = 2e-3  # seconds
 BACKGROUND_FIRST_ROWS = 32  # a slice's rows before the model's speed is known
+QUIET_AFTER = 0.5  # seconds without an ordinary call after which streams take every instance
 
 
 class Run(NamedTuple):
@@ -101,6 +103,8 @@ class Batcher:
         self._on_queued = on_queued or (lambda seconds: None)  # each request's time in the queue
         self._queue: collections.deque[_Item] = collections.deque()
         self._background: collections.deque[_Item] = collections.deque()  # streams' slices
+        self._background_in_flight = 0  # of _in_flight, the streams' slices
+        self._last_ordinary = -math.inf  # time.monotonic() of the latest ordinary request
         self._queued_rows = 0
         self._wake: asyncio.Event | None = None
         self._full: asyncio.Event | None = None
@@ -119,6 +123,7 @@ class Batcher:
         """The model's outputs for ``rows`` (with ``derived``, the derived ones after them; without,
         they may still come when the run shares a batch with a call that wants them); a
         request over ``max_batch`` rows runs in chunks."""
+        self._last_ordinary = time.monotonic()
         gather = self._wants_to_gather()
         if not gather and self._can_run_now(len(rows)):
             # Idle, nothing queued, no delay asked for and a short run: the batch would be
@@ -162,20 +167,27 @@ class Batcher:
 
     async def infer_background(self, rows: np.ndarray, deadline: float | None = None, derived: bool = True
                                ) -> list[np.ndarray]:
-        """``infer`` for a stream's rows, at a lower priority: they run in slices of about
-        BACKGROUND_SLICE seconds, at most ``instances`` at once, each on an instance's thread
-        and only while no ordinary request is queued, so that an ordinary call waits behind
-        one slice at most."""
-        size = BACKGROUND_FIRST_ROWS if self._seconds_per_row is None else max(
-            1, int(BACKGROUND_SLICE / self._seconds_per_row))
-        slots = asyncio.Semaphore(self.instances)
-
-        async def part(rows: np.ndarray) -> list[np.ndarray]:
-            async with slots:
-                return await self._enqueue_background(rows, deadline, derived)
-
-        parts = await asyncio.gather(*(part(rows[i:i + size]) for i in range(0, len(rows), size)))
+        """``infer`` for a stream's rows, at a lower priority: a slice runs only while no
+        ordinary request is queued, always on an instance's thread, and while ordinary calls
+        come (within QUIET_AFTER) slices last about BACKGROUND_SLICE and leave one instance
+        free, so that an ordinary call waits behind one slice at most; while none come, the
+        rows run in one slice per instance."""
+        quiet = time.monotonic() - self._last_ordinary > QUIET_AFTER
+        if quiet:
+            size = -(-len(rows) // self.instances)
+        else:
+            size = BACKGROUND_FIRST_ROWS if self._seconds_per_row is None else max(
+                1, int(BACKGROUND_SLICE / self._seconds_per_row))
+        parts = await asyncio.gather(*(self._enqueue_background(rows[i:i + size], deadline, derived)
+                                       for i in range(0, len(rows), size)))
         return parts[0] if len(parts) == 1 else [np.concatenate(outputs) for outputs in zip(*parts)]
+
+    def _background_slots(self) -> int:
+        """Stream slices that may run at once: every instance while no ordinary call has
+        come for QUIET_AFTER, else all but one."""
+        if self.instances == 1 or time.monotonic() - self._last_ordinary > QUIET_AFTER:
+            return self.instances
+        return self.instances - 1
 
     async def _enqueue_background(self, rows: np.ndarray, deadline: float | None, derived: bool
                                   ) -> list[np.ndarray]:
@@ -220,11 +232,12 @@ class Batcher:
                 await self._gather(loop)
             self._policy.probing = False
             batch = self._take()
-            background = not batch and not self._queue and bool(self._background)
+            room = self._background_in_flight < self._background_slots()
+            background = not batch and not self._queue and bool(self._background) and room
             if background:
                 batch = self._take_background()
-            if not self._queue and not self._background:
-                self._wake.clear()
+            if not self._queue and not (self._background and room):
+                self._wake.clear()  # a slice's end wakes the loop for the next
             if self._queued_rows < self.max_batch:
                 self._full.clear()
             self._queue_depth.set(len(self._queue))
@@ -232,7 +245,7 @@ class Batcher:
                 continue
             rows = batch[0].rows if len(batch) == 1 else np.concatenate([item.rows for item in batch])
             derived = any(item.derived for item in batch)
-            if not background and self._is_small(len(rows), len(batch)) and not self._in_flight:
+            if not background and self._is_small(len(rows), len(batch)) and not self._ordinary_in_flight:
                 try:
                     run = self._run_inline(rows, derived)
                 except Exception as exc:  # a failed run fails its callers, never the batcher
@@ -244,7 +257,8 @@ class Batcher:
             else:
                 parts = 1 if background else self._parts(len(rows))
                 self._in_flight += parts
-                task = loop.create_task(self._run_parts(loop, batch, rows, parts, derived))
+                self._background_in_flight += background
+                task = loop.create_task(self._run_parts(loop, batch, rows, parts, derived, background))
                 self._runs.add(task)
                 task.add_done_callback(self._runs.discard)
 
@@ -257,6 +271,16 @@ class Batcher:
         return max(1, min(self.instances, rows, int(self._seconds_per_row * rows / MIN_PART_SECONDS)))
 
     async def _run_parts(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], rows: np.ndarray,
+                         parts: int, derived: bool, background: bool = False) -> None:
+        try:
+            await self._run_split(loop, batch, rows, parts, derived)
+        finally:
+            if background:
+                self._background_in_flight -= 1
+                if self._background:
+                    self._wake.set()
+
+    async def _run_split(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], rows: np.ndarray,
                          parts: int, derived: bool) -> None:
         step = -(-len(rows) // parts)
         # A split batch found the model idle; its first part runs on the event loop itself,
@@ -351,8 +375,14 @@ class Batcher:
         limit = min(INLINE_MAX, max(INLINE_BELOW, requests * INLINE_PER_REQUEST))
         return self._seconds_per_row is not None and self._seconds_per_row * rows < limit
 
+    @property
+    def _ordinary_in_flight(self) -> int:
+        """Parts of ordinary batches handed to threads: a stream's slices do not hold back
+        an ordinary call's run on the event loop."""
+        return self._in_flight - self._background_in_flight
+
     def _can_run_now(self, rows: int) -> bool:
-        return (self.max_delay == 0 and not self._busy and not self._in_flight and not self._queue
+        return (self.max_delay == 0 and not self._busy and not self._ordinary_in_flight and not self._queue
                 and rows <= self.max_batch and self._is_small(rows))
 
     def _run_inline(self, rows: np.ndarray, derived: bool) -> Run:

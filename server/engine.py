@@ -98,6 +98,8 @@ class LoadedModel:
     # Its series of the run metrics, looked up once rather than per run.
     inference_seconds: Histogram | None = field(default=None, repr=False)
     batch_size: Histogram | None = field(default=None, repr=False)
+    # The batching settings in force (Settings.serving): its manifest's over the flags.
+    serving: dict = field(default_factory=dict)
     # The Open Inference Protocol's statistics of this version.
     statistics: ModelStatistics = field(default_factory=ModelStatistics, repr=False)
 
@@ -238,6 +240,10 @@ class Engine:
         if known is not None and contract.role != known.role:
             raise StartupError(f"{version.path}: does not match {name}'s contract: its manifest gives it the role "
                                f"{contract.role}; {name} is the {known.role}")
+        try:
+            serving = self.settings.serving(version.manifest)
+        except ValueError as exc:
+            raise StartupError(f"{version.path.parent / 'manifest.json'}: {exc}") from None
         session = self._session(version, threads)
         _check_contract(name, contract, session, version.path)
         if name in self.models:
@@ -248,7 +254,7 @@ class Engine:
         short_session = session if threads == 1 else self._session(version, 1)
         if threads > 1:
             wide_session = session
-        elif self.settings.model_instances > 1 and provider == "CPUExecutionProvider":
+        elif serving["instances"] > 1 and provider == "CPUExecutionProvider":
             wide_session = self._session(version, 2)
         else:
             wide_session = None
@@ -263,11 +269,11 @@ class Engine:
         model.batcher = Batcher(
             name, lambda rows, pixels, m=model: self._run(m, m.session, rows, pixels),
             run_short=lambda rows, pixels, m=model: self._run(m, m.loop_session(len(rows)), rows, pixels),
-            max_batch=self.settings.max_batch_size, max_delay=self.settings.max_queue_delay_us / 1e6,
+            max_batch=serving["max_batch_size"], max_delay=serving["max_queue_delay_us"] / 1e6,
             max_queue=self.settings.max_queue_size, metrics=self.metrics,
-            max_gather=self.settings.max_gather_us / 1e6, instances=self.settings.model_instances,
-            on_queued=model.statistics.queued,
-            cores=self.instance_cores if provider == "CPUExecutionProvider" else None, tracing=self.tracing)
+            max_gather=serving["max_gather_us"] / 1e6, instances=serving["instances"],
+            on_queued=model.statistics.queued, cores=self._cores(provider, serving["instances"]), tracing=self.tracing)
+        model.serving = serving
         return model
 
     def _quality_gate(self, model: LoadedModel) -> None:
@@ -289,6 +295,13 @@ class Engine:
             raise StartupError(f"{model.version.path}: refused by the quality gate ({refusal}): {figures.describe()}")
         log.info("%s version %d passes the quality gate %g: %s", model.name, model.version.version, gate,
                  figures.describe())
+
+    def _cores(self, provider: str, instances: int) -> list[frozenset[int]] | None:
+        """The cores of a model's instance threads: the worker's first ``instances`` sets,
+        on the CPU; None (the OS places them) on a GPU or past the cores pinned."""
+        if provider != "CPUExecutionProvider" or self.instance_cores is None or instances > len(self.instance_cores):
+            return None
+        return self.instance_cores[:instances]
 
     def install(self, model: LoadedModel) -> None:
         """Serve ``model``: new calls get it if it is the newest version. One assignment,

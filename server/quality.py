@@ -91,7 +91,7 @@ def gate_figures(generator: "LoadedModel", classifier: "LoadedModel") -> GateFig
     probabilities = np.concatenate(read)
     digits = probabilities.argmax(1)
     shares = np.bincount(digits, minlength=DIGITS) / count
-    spread = float(-(shares[shares > 0] * np.log(shares[shares > 0])).sum() / math.log(DIGITS))
+    spread = max(0.0, float(-(shares[shares > 0] * np.log(shares[shares > 0])).sum() / math.log(DIGITS)))
     confidence = float(probabilities.max(1).mean())
     if conditional:
         hits = digits == wanted

@@ -4,6 +4,7 @@ variable as its default (flags win)."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -21,6 +22,8 @@ GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
+# A version's manifest may set these under "serving", overriding the flags for it.
+SERVING_FIELDS = {"max_batch_size": 1, "max_queue_delay_us": 0, "max_gather_us": 0, "instances": 1}  # -> least value
 DEFAULT_POLL_INTERVAL = 5.0  # seconds, for --model-control poll without --poll-interval
 
 
@@ -73,6 +76,25 @@ class Settings:
     tls_client_ca: Path | None = None
     auth_token_file: Path | None = None
     auth_health: bool = False
+
+    def serving(self, manifest: dict) -> dict[str, int]:
+        """The batching settings of a model version: its manifest's ``serving`` over the
+        flags; a bad value is a ValueError naming the field."""
+        given = manifest.get("serving", {})
+        if not isinstance(given, dict):
+            raise ValueError("serving: must be an object of " + ", ".join(SERVING_FIELDS))
+        unknown = sorted(set(given) - set(SERVING_FIELDS))
+        if unknown:
+            raise ValueError(f"serving.{unknown[0]}: not a setting; use {', '.join(SERVING_FIELDS)}")
+        settings = {"max_batch_size": self.max_batch_size, "max_queue_delay_us": self.max_queue_delay_us,
+                    "max_gather_us": self.max_gather_us, "instances": self.model_instances}
+        for key, value in given.items():
+            least = SERVING_FIELDS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= 2**31 - 1:
+                raise ValueError(f"serving.{key}: must be a whole number from {least} to {2**31 - 1:,}, got "
+                                 f"{json.dumps(value)[:40]}")
+            settings[key] = value
+        return settings
 
     @property
     def control(self) -> str:

@@ -172,7 +172,7 @@ async def list_models(service: Service, call: Call, request: pb.ListModelsReques
         json_format.ParseDict(manifest.get("metrics", {}), metrics)
         models.append(pb.ModelInfo(
             name=model.name, version=model.version.version, execution_provider=model.provider, role=model.role,
-            sha256=manifest["sha256"], metrics=metrics,
+            sha256=manifest["sha256"], metrics=metrics, serving=pb.ServingSettings(**model.serving),
             inputs=[_tensor_info(t) for t in manifest.get("inputs", [])],
             outputs=[_tensor_info(t) for t in manifest.get("outputs", [])]))
     return pb.ListModelsResponse(models=models)

@@ -162,7 +162,22 @@ def test_compose_wires_the_server_prometheus_and_grafana():
 def test_prometheus_config_and_alerts_pass_promtool():
     result = subprocess.run([_tool("promtool"), "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
                             capture_output=True, text=True)
-    assert result.returncode == 0 and "4 rules found" in result.stdout + result.stderr, result.stderr
+    assert result.returncode == 0 and "6 rules found" in result.stdout + result.stderr, result.stderr
+
+
+def test_the_quality_alerts_pass_their_promtool_tests(tmp_path):
+    """deploy/prometheus/alerts_test.yml: GenserveQualityLow after 5 minutes below 90 %,
+    GenserveQualityGateRefused on a refusal; and the tests fail when the rule changes."""
+    result = subprocess.run([_tool("promtool"), "test", "rules", str(DEPLOY / "prometheus" / "alerts_test.yml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
+    for name in ("alerts.yml", "alerts_test.yml"):
+        shutil.copy(DEPLOY / "prometheus" / name, tmp_path / name)
+    rules = tmp_path / "alerts.yml"
+    rules.write_text(rules.read_text().replace("genserve_quality_agreement < 0.9", "genserve_quality_agreement < 0.1"))
+    changed = subprocess.run([_tool("promtool"), "test", "rules", str(tmp_path / "alerts_test.yml")],
+                             capture_output=True, text=True)
+    assert changed.returncode != 0 and "GenserveQualityLow" in changed.stdout + changed.stderr
 
 
 def _render(overlay: str) -> list[dict]:

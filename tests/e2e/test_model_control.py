@@ -192,3 +192,33 @@ def test_a_start_with_an_unknown_load_model_says_so(repository):
     process = ServerProcess(repository, "--model-control", "explicit", "--load-model", "nope")
     assert process.wait_exit(60) == 1
     assert "--load-model nope: no such model in" in process.log
+
+
+def test_a_manifest_sets_its_versions_batching_and_a_bad_value_refuses_the_version(repository):
+    manifest_path = repository / "vae_decoder" / "1" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps(manifest | {"serving": {"max_batch_size": 4, "instances": 1,
+                                                                "max_gather_us": 0}}))
+    with served(repository, "--model-control", "explicit", "--load-model", "vae_decoder",
+                "--max-batch-size", "64") as server:
+        from client import GenerativeClient
+
+        with GenerativeClient(server.target) as client:
+            (info,) = [m for m in client.list_models() if m.name == "vae_decoder"]
+            assert info.serving == {"max_batch_size": 4, "max_queue_delay_us": 0, "max_gather_us": 0,
+                                    "instances": 1}
+            client.decode(np.zeros((10, 2), np.float32))
+        (_, http_client), _ = clients(server)
+        sizes = {int(b["batch_size"]) for b in http_client.get_inference_statistics("vae_decoder")["model_stats"][0]
+                 ["batch_stats"]}
+        assert max(sizes) <= 4  # ten rows in runs of at most four
+
+        bad = repository / "vae_decoder" / "2"
+        shutil.copytree(repository / "vae_decoder" / "1", bad)
+        (bad / "manifest.json").write_text(json.dumps(manifest | {"version": 2, "serving": {"max_batch_size": 0}}))
+        with pytest.raises(InferenceServerException, match="serving.max_batch_size: must be a whole number from 1"):
+            http_client.load_model("vae_decoder")
+        (bad / "manifest.json").write_text(json.dumps(manifest | {"version": 2, "serving": {"batch": 8}}))
+        with pytest.raises(InferenceServerException, match="serving.batch: not a setting"):
+            http_client.load_model("vae_decoder")
+        assert states(http_client.get_model_repository_index())["vae_decoder"][0] == ["1"]
