@@ -41,6 +41,7 @@ from .http_wire import (BINARY_HEADER, TIMEOUT_HEADER, Query, ascii_numbers, inf
                         infer_request, infer_response, infer_timeout_us, json_values, load_json, media_type,
                         read_body, split_binary, timeout_header)
 from .logs import call_id
+from .openapi import document
 from .security import bearer_problem, read_tokens
 from .service import Endpoint, Service, server_version
 from .settings import Settings
@@ -62,6 +63,11 @@ MAX_COLUMNS = 4096
 OFF_LOOP_BYTES = 64 * 1024  # answers larger than this are written in a thread
 OFF_LOOP_VALUES = 16 * 1024  # likewise, JSON numbers
 IMMUTABLE = "public, max-age=31536000, immutable"  # an answer that cannot change
+# Each PNG route's query parameters.
+PNG_QUERIES = {"/v1/sample.png": ("n", "model", "seed", "digit", "version", "scale", "columns"),
+               "/v1/grid.png": ("size", "span", "digit", "version", "scale"),
+               "/v1/interpolate.png": ("from_seed", "to_seed", "steps", "model", "digit", "version", "scale"),
+               "/v1/denoise.png": ("scale",)}
 # Of the Open Inference Protocol's extensions, those this door serves (Triton's names).
 EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics"]
 BODIES_AT_ONCE = 4
@@ -91,8 +97,10 @@ class HttpApi:
         self.tokens = read_tokens(settings.auth_token_file) if settings.auth_token_file else None
         self.hosts = Hosts(settings.http_allowed_hosts)
         # Routes open without a token: the page and, unless --auth-health, the health routes.
-        self.open_paths = {"/"} | (set() if settings.auth_health else {"/v2/health/live", "/v2/health/ready"})
+        self.open_paths = {"/", "/openapi.json"} | (set() if settings.auth_health else
+                                                    {"/v2/health/live", "/v2/health/ready"})
         self.page = resources.files("server").joinpath(PLAYGROUND).read_text()
+        self.described = json.dumps(document(server_version(), ROUTES, PNG_QUERIES))
         # Pictures and large JSON answers are made here, not on the event loop.
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="http-encode")
         # Bodies read at once: the others wait with their connections paused, unread, so that a
@@ -109,7 +117,7 @@ class HttpApi:
             return web.post(path, handler, expect_handler=self._expect)
 
         app.add_routes([
-            get("/", self.playground),
+            get("/", self.playground), get("/openapi.json", self.openapi),
             get("/v2", self.server_metadata), get("/v2/health/live", self.live), get("/v2/health/ready", self.ready),
             get("/v2/models/stats", self.statistics), get(models + "/stats", self.statistics),
             get(models + "/versions/{version}/stats", self.statistics),
@@ -227,6 +235,10 @@ class HttpApi:
 
     async def playground(self, request: web.Request) -> web.Response:
         return web.Response(text=self.page, content_type="text/html")
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The OpenAPI 3.1 document of every route (server/openapi.py)."""
+        return web.Response(text=self.described, content_type="application/json")
 
     # -- the Open Inference Protocol over REST
 
@@ -448,7 +460,7 @@ class HttpApi:
     @_rpc("Sample")
     async def sample_png(self, request: web.Request) -> web.Response:
         async def work(call: Call) -> web.Response:
-            query = Query(request, ("n", "model", "seed", "digit", "version", "scale", "columns"))
+            query = Query(request, PNG_QUERIES["/v1/sample.png"])
             n, scale = query.whole("n", 16, 2**32 - 1), _scale(query)
             columns = query.whole("columns", None, MAX_COLUMNS, low=1)
             seed, digit, version = query.whole("seed"), query.whole("digit", high=2**32 - 1), query.whole(
@@ -467,7 +479,7 @@ class HttpApi:
     @_rpc("LatentGrid")
     async def grid_png(self, request: web.Request) -> web.Response:
         async def work(call: Call) -> web.Response:
-            query = Query(request, ("size", "span", "digit", "version", "scale"))
+            query = Query(request, PNG_QUERIES["/v1/grid.png"])
             size, scale = query.whole("size", 15, 2**32 - 1), _scale(query)
             digit, version = query.whole("digit", high=2**32 - 1), query.whole("version", 0, 2**63 - 1)
             if size <= 64:
@@ -483,7 +495,7 @@ class HttpApi:
     @_rpc("Interpolate")
     async def interpolate_png(self, request: web.Request) -> web.Response:
         async def work(call: Call) -> web.Response:
-            query = Query(request, ("from_seed", "to_seed", "steps", "model", "digit", "version", "scale"))
+            query = Query(request, PNG_QUERIES["/v1/interpolate.png"])
             start, end = (Endpoint(seed=query.whole(name, required=True)) for name in ("from_seed", "to_seed"))
             steps, scale = query.whole("steps", 8, 2**32 - 1), _scale(query)
             digit, version = query.whole("digit", high=2**32 - 1), query.whole("version", 0, 2**63 - 1)
@@ -500,7 +512,7 @@ class HttpApi:
     @_rpc("Denoise")
     async def denoise_png(self, request: web.Request) -> web.Response:
         async def work(call: Call) -> web.Response:
-            scale = _scale(Query(request, ("scale",)))
+            scale = _scale(Query(request, PNG_QUERIES["/v1/denoise.png"]))
             body = await self._body(request, PNG_TYPES, absent_ok=True)
             tiles, columns = await self._off_loop(_read_png, body)
             images = images_from_pixels(tiles, "request body", self.settings.max_request_size)
