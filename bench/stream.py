@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=positive_int, default=3, help="measurements of each cell (default: 3)")
     parser.add_argument("--calls", type=positive_int, default=600, help="unary calls per latency phase (default: 600)")
     parser.add_argument("--drain", nargs=2, metavar=("TARGET", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--latency-only", action="store_true", help="only the unary latency phase")
     parser.add_argument("--quick", action="store_true", help="a few chunks each: checks that it runs")
     args = parser.parse_args(argv)
     if args.drain:  # the latency phase's stream reader, in a process of its own
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| model | chunk | gRPC stream | NDJSON stream | unary Sample n=1,024 | in-process onnxruntime "
               "| gRPC / in-process |")
         print("|---|---:|---:|---:|---:|---:|---:|")
-        for model, (name, digit) in MODELS.items():
+        for model, (name, digit) in ({} if args.latency_only else MODELS).items():
             for chunk in CHUNKS:
                 cells: dict[str, list[float]] = {"grpc": [], "ndjson": [], "unary": [], "onnx": []}
                 for _ in range(runs):  # interleaved, so that the cores' drift falls on every column alike

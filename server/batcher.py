@@ -53,6 +53,7 @@ MIN_PART_SECONDS = 0.5e-3
 BACKGROUND_SLICE = 2e-3  # seconds
 BACKGROUND_FIRST_ROWS = 32  # a slice's rows before the model's speed is known
 QUIET_AFTER = 0.5  # seconds without an ordinary call after which streams take every instance
+BACKGROUND_REST = 1.0  # while ordinary calls come, a stream rests this times its slice's run after it
 
 
 class Run(NamedTuple):
@@ -105,6 +106,7 @@ class Batcher:
         self._background: collections.deque[_Item] = collections.deque()  # streams' slices
         self._background_in_flight = 0  # of _in_flight, the streams' slices
         self._last_ordinary = -math.inf  # time.monotonic() of the latest ordinary request
+        self._background_resume = 0.0  # time.monotonic() before which no stream slice starts
         self._queued_rows = 0
         self._wake: asyncio.Event | None = None
         self._full: asyncio.Event | None = None
@@ -172,8 +174,7 @@ class Batcher:
         come (within QUIET_AFTER) slices last about BACKGROUND_SLICE and leave one instance
         free, so that an ordinary call waits behind one slice at most; while none come, the
         rows run in one slice per instance."""
-        quiet = time.monotonic() - self._last_ordinary > QUIET_AFTER
-        if quiet:
+        if self._quiet():
             size = -(-len(rows) // self.instances)
         else:
             size = BACKGROUND_FIRST_ROWS if self._seconds_per_row is None else max(
@@ -185,9 +186,13 @@ class Batcher:
     def _background_slots(self) -> int:
         """Stream slices that may run at once: every instance while no ordinary call has
         come for QUIET_AFTER, else all but one."""
-        if self.instances == 1 or time.monotonic() - self._last_ordinary > QUIET_AFTER:
+        if self.instances == 1 or self._quiet():
             return self.instances
         return self.instances - 1
+
+    def _quiet(self) -> bool:
+        """No ordinary call for QUIET_AFTER."""
+        return time.monotonic() - self._last_ordinary > QUIET_AFTER
 
     async def _enqueue_background(self, rows: np.ndarray, deadline: float | None, derived: bool
                                   ) -> list[np.ndarray]:
@@ -232,7 +237,8 @@ class Batcher:
                 await self._gather(loop)
             self._policy.probing = False
             batch = self._take()
-            room = self._background_in_flight < self._background_slots()
+            room = (self._background_in_flight < self._background_slots()
+                    and time.monotonic() >= self._background_resume)
             background = not batch and not self._queue and bool(self._background) and room
             if background:
                 batch = self._take_background()
@@ -272,13 +278,18 @@ class Batcher:
 
     async def _run_parts(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], rows: np.ndarray,
                          parts: int, derived: bool, background: bool = False) -> None:
+        started = time.monotonic()
         try:
             await self._run_split(loop, batch, rows, parts, derived)
         finally:
             if background:
                 self._background_in_flight -= 1
+                # While ordinary calls come, a stream rests as long as its slice ran: it takes
+                # at most half of the instances it may use, and the cores stay free for them.
+                rest = 0.0 if self._quiet() else BACKGROUND_REST * (time.monotonic() - started)
+                self._background_resume = time.monotonic() + rest
                 if self._background:
-                    self._wake.set()
+                    loop.call_later(rest, self._wake.set) if rest else self._wake.set()
 
     async def _run_split(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], rows: np.ndarray,
                          parts: int, derived: bool) -> None:

@@ -53,7 +53,8 @@ def repository(tiny_repository, tmp_path):
 def test_explicit_control_loads_only_what_is_asked_and_answers_once_it_serves(repository):
     with served(repository, "--model-control", "explicit", "--load-model", "gan_generator") as server:
         (grpc_client, http_client), _ = clients(server)
-        assert "model_repository" in http_client.get_server_metadata()["extensions"]
+        assert set(http_client.get_server_metadata()["extensions"]) == {"binary_tensor_data", "model_repository",
+                                                                        "statistics"}
         assert set(grpc_client.get_server_metadata(as_json=True)["extensions"]) == {"model_repository", "statistics"}
         found = states(grpc_client.get_model_repository_index(as_json=True))
         assert found["gan_generator"][0] == ["1"] and found["vae_decoder"] == ([], "not loaded")
