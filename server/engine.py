@@ -436,6 +436,8 @@ class Engine:
             model.statistics.request(ok, time.perf_counter() - started, len(rows))
 
     async def close(self) -> None:
+        if self.quality is not None:
+            await self.quality.close()  # its readings wait on the classifier's batcher
         for task in self._retiring:
             task.cancel()
         await asyncio.gather(*self._retiring, return_exceptions=True)

@@ -6,6 +6,8 @@ status. Unary and streaming methods alike."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import time
 from typing import AsyncIterator
@@ -16,6 +18,9 @@ from . import calls
 from .errors import GenserveError, InvalidArgument
 from .gate import Gate
 from .logs import call_id
+
+
+CALLER_GONE_S = 5.0  # the longest a failed write waits for gRPC to cancel its call
 
 
 class _Malformed:
@@ -106,9 +111,10 @@ class GrpcGate(grpc.aio.ServerInterceptor):
         async def streamed(request, context):
             call = self._call(rpc, context)
             try:
-                async for response in gate.stream(call, lambda: _passing(call, context, work(request, context)),
-                                                  admit):
-                    yield response
+                async with contextlib.aclosing(gate.stream(
+                        call, lambda: _passing(call, context, work(request, context)), admit)) as responses:
+                    async for response in responses:
+                        await _write(context, response)
             except GenserveError as error:
                 await context.abort(grpc.StatusCode[error.code], error.reason)
 
@@ -121,6 +127,17 @@ async def _noting_abort(call: calls.Call, context, work):
         return await work
     except grpc.aio.AbortError:
         _note(call, context)
+        raise
+
+
+async def _write(context, response) -> None:
+    """One message of a streaming call written. A write fails once the caller has gone;
+    gRPC then cancels the handler's task, so the failure waits for that cancellation
+    rather than surfacing as the handler's error."""
+    try:
+        await context.write(response)
+    except Exception:
+        await asyncio.sleep(CALLER_GONE_S)
         raise
 
 

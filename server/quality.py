@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -109,7 +108,7 @@ class QualityWatch:
         self.engine, self.share, self.metrics = engine, share, metrics
         self._windows: dict[tuple[str, int], deque] = {}  # (model, version) -> (asked, read) pairs
         self._tasks: set[asyncio.Task] = set()
-        self._random = random.Random()
+        self._random = np.random.default_rng()
 
     def offer(self, model: "LoadedModel", floats: np.ndarray, digits: np.ndarray) -> None:
         """Called with every batch of images a conditional generator serves; takes each
@@ -117,7 +116,7 @@ class QualityWatch:
         if model.role not in ("conditional_sampler", "conditional_decoder") or "digit_classifier" not in \
                 self.engine.models:
             return
-        taken = np.flatnonzero(np.random.default_rng(self._random.getrandbits(63)).random(len(digits)) < self.share)
+        taken = np.flatnonzero(self._random.random(len(digits)) < self.share)
         if not len(taken):
             return
         task = asyncio.get_running_loop().create_task(self._read(model, floats[taken], digits[taken]))
@@ -144,6 +143,7 @@ class QualityWatch:
             self.metrics.quality_digit_share.labels(name, version, str(digit)).set(float(shares[digit]))
 
     async def close(self) -> None:
+        """The readings still waiting, cancelled."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

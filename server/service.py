@@ -205,8 +205,9 @@ class Service:
     def answering_model(self, call: Call, family: str, default: str, conditional: bool, version: int
                         ) -> LoadedModel:
         """The model version a call drawing from ``family`` (a genserve.v1 model name, or
-        ``default`` when empty) would run on, resolved as the call itself would resolve it."""
-        return self._resolve(call, self._family(family, default, conditional), version, answers=False)
+        ``default`` when empty) would run on, resolved as the call itself would resolve it,
+        and the call labelled with it (an answer from a cache is still that model's)."""
+        return self._resolve(call, self._family(family, default, conditional), version)
 
     def check_batch(self, rows: int, field: str) -> None:
         if rows > self.settings.max_request_size:

@@ -22,21 +22,27 @@ def rows_run(server, model):
     return server.metric("genserve_batch_size_sum", model=model)
 
 
+def answers(server, rpc, model):
+    return server.metric("genserve_requests_total", rpc=rpc, code="OK", protocol="http", model=model)
+
+
 def test_a_pinned_seeded_picture_is_cached_for_good_and_revalidated_without_a_run(server):
-    for path, model in (("/v1/sample.png?n=4&seed=3&version=1", "gan_generator"),
-                        ("/v1/sample.png?n=4&seed=3&version=1&digit=2", "cgan_generator"),
-                        ("/v1/grid.png?size=3&version=1", "vae_decoder"),
-                        ("/v1/interpolate.png?from_seed=1&to_seed=2&steps=3&version=1", "vae_decoder")):
+    for path, rpc, model in (("/v1/sample.png?n=4&seed=3&version=1", "Sample", "gan_generator"),
+                             ("/v1/sample.png?n=4&seed=3&version=1&digit=2", "Sample", "cgan_generator"),
+                             ("/v1/grid.png?size=3&version=1", "LatentGrid", "vae_decoder"),
+                             ("/v1/interpolate.png?from_seed=1&to_seed=2&steps=3&version=1", "Interpolate",
+                              "vae_decoder")):
         status, headers, body = get(server, path)
         etag = headers["ETag"]
         assert status == 200 and body.startswith(b"\x89PNG") and headers["Cache-Control"] == IMMUTABLE
         assert etag.startswith('"') and not etag.startswith("W/"), etag
         again = get(server, path)
         assert again[1]["ETag"] == etag and again[2] == body  # the same bytes: a strong tag
-        before = rows_run(server, model)
+        before, answered = rows_run(server, model), answers(server, rpc, model)
         status, headers, body = get(server, path, etag)
         assert status == 304 and body == b"" and headers["ETag"] == etag, path
         assert rows_run(server, model) == before  # answered without running the model
+        assert answers(server, rpc, model) == answered + 1  # and counted as that model's answer
         assert get(server, path, '"another"')[0] == 200
 
 

@@ -128,7 +128,7 @@ def test_the_alert_rules_load_and_evaluate(prometheus):
     while time.monotonic() < deadline:
         groups = prometheus.api("rules")["data"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
-        if len(rules) == 4 and all(rule.get("lastEvaluation", "").startswith("2") and rule["health"] == "ok"
+        if len(rules) == 6 and all(rule.get("lastEvaluation", "").startswith("2") and rule["health"] == "ok"
                                    for rule in rules):
             break
         time.sleep(0.5)

@@ -206,3 +206,15 @@ def test_the_async_client_streams(server):
     chunks = asyncio.run(draw())
     assert [c.first_index for c in chunks] == [0, 256, 512] and chunks[0].model == "cvae_decoder"
     assert all((c.digits == 7).all() for c in chunks)
+
+
+def test_callers_that_go_away_mid_write_leave_no_error_in_the_log(server, stub):
+    for i in range(20):
+        call = stub.SampleStream(pb.SampleStreamRequest(n=1_000_000, seed=i, chunk=512))
+        next(call)
+        call.cancel()
+        with grpc.insecure_channel(server.target) as channel:  # a caller that closes its connection
+            next(pb_grpc.GenerativeServiceStub(channel).SampleStream(pb.SampleStreamRequest(n=1_000_000, chunk=512)))
+    wait_until(lambda: server.metric("genserve_requests_total", rpc="SampleStream", code="CANCELLED",
+                                     protocol="grpc") >= 40, what="the streams counted as cancelled")
+    assert "Traceback" not in server.log and "ExecuteBatchError" not in server.log, server.log[-3000:]

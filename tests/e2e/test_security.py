@@ -20,14 +20,17 @@ WRONG = "wrong-token-00000000000000000000"
 
 
 def _rpcs() -> list[str]:
-    """Every unary method of both APIs. The OIP's are read from its .proto: its Python
-    module shares the protobuf package name with tritonclient's, which this process loads."""
+    """Every method of both APIs. The OIP's are read from its .proto: its Python module
+    shares the protobuf package name with tritonclient's, which this process loads."""
     service = generative_pb2.DESCRIPTOR.services_by_name["GenerativeService"]
     ours = [f"/{service.full_name}/{m.name}" for m in service.methods]
     proto = (ROOT / "protos" / "genserve" / "oip" / "inference.proto").read_text()
     oip = [f"/inference.GRPCInferenceService/{name}" for name in re.findall(r"^\s*rpc\s+(\w+)\s*\(", proto, re.M)]
-    assert len(ours) == 10 and len(oip) == 6
+    assert len(ours) == 11 and len(oip) == 10
     return ours + oip
+
+
+STREAMING = {"/genserve.v1.GenerativeService/SampleStream"}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +77,10 @@ def _code(target, credentials, method, token=None) -> grpc.StatusCode:
     metadata = (("authorization", f"Bearer {token}"),) if token else None
     with grpc.secure_channel(target, credentials) as channel:
         try:
-            channel.unary_unary(method)(b"", timeout=10, metadata=metadata)
+            if method in STREAMING:
+                list(channel.unary_stream(method)(b"", timeout=10, metadata=metadata))
+            else:
+                channel.unary_unary(method)(b"", timeout=10, metadata=metadata)
             return grpc.StatusCode.OK
         except grpc.RpcError as error:
             return error.code()

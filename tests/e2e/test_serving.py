@@ -167,4 +167,4 @@ def test_reflection_lists_the_services(server):
         methods = {m.name for m in database.FindFileContainingSymbol("genserve.v1.GenerativeService")
                    .service[0].method}
         assert methods == {"Encode", "Decode", "Sample", "Denoise", "ListModels", "Interpolate", "LatentGrid",
-                           "Reconstruct", "Restyle", "Classify"}
+                           "Reconstruct", "Restyle", "Classify", "SampleStream"}
