@@ -37,6 +37,11 @@ def rows_run(server, model):
     return server.metric("genserve_batch_size_sum", model=model)
 
 
+def cancelled_streams(server, model="gan_generator"):
+    return server.metric("genserve_requests_total", rpc="SampleStream", code="CANCELLED", protocol="grpc",
+                         model=model)
+
+
 def ndjson(server, payload: dict, headers=None):
     request = urllib.request.Request(f"http://127.0.0.1:{server.http_port}/v1/sample_stream",
                                      data=json.dumps(payload).encode(),
@@ -145,8 +150,7 @@ def test_a_cancelled_stream_stops_its_runs(server, stub):
     time.sleep(1.0)
     assert rows_run(server, "gan_generator") == settled  # nothing runs once the caller went away
     assert settled - before < 50_000  # a stream that ran on would have drawn far more by now
-    wait_until(lambda: server.metric("genserve_requests_total", rpc="SampleStream", code="CANCELLED",
-                                     protocol="grpc", model="gan_generator") >= 1, what="the cancelled stream counted")
+    wait_until(lambda: cancelled_streams(server) >= 1, what="the cancelled stream counted")
 
 
 def test_closing_the_connection_stops_an_ndjson_stream(server):
@@ -209,16 +213,12 @@ def test_the_async_client_streams(server):
 
 
 def test_callers_that_go_away_mid_write_leave_no_error_in_the_log(server, stub):
-    def cancelled():
-        return server.metric("genserve_requests_total", rpc="SampleStream", code="CANCELLED", protocol="grpc",
-                             model="gan_generator")
-
-    before = cancelled()
+    before = cancelled_streams(server)
     for i in range(20):
         call = stub.SampleStream(pb.SampleStreamRequest(n=1_000_000, seed=i, chunk=512))
         next(call)
         call.cancel()
         with grpc.insecure_channel(server.target) as channel:  # a caller that closes its connection
             next(pb_grpc.GenerativeServiceStub(channel).SampleStream(pb.SampleStreamRequest(n=1_000_000, chunk=512)))
-    wait_until(lambda: cancelled() >= before + 40, what="the streams counted as cancelled")
+    wait_until(lambda: cancelled_streams(server) >= before + 40, what="the streams counted as cancelled")
     assert "Traceback" not in server.log and "ExecuteBatchError" not in server.log, server.log[-3000:]
